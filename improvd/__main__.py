@@ -1,0 +1,3 @@
+from improvd.cli import main
+
+main()

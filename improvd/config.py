@@ -1,0 +1,219 @@
+"""One settings object: TOML file < environment (IMPROVD_*) < command-line flags.
+
+Every flag of ``improvd run`` has a key here of the same name (dashes as underscores), so a
+stage machine keeps its whole set-up in /etc/improvd/improvd.toml and SIGHUP re-reads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from improvd import ImprovdError
+from improvd.encoding import BAR_TICKS, TICKS_PER_BEAT
+
+DEFAULT_CONFIG = Path("/etc/improvd/improvd.toml")
+MODES = ("call-response", "duet", "harmonize")
+BACKENDS = ("auto", "alsa", "jack")
+RULES = ("range", "max_leap", "max_repeats", "min_length", "snap", "polyphony", "velocity", "humanize")
+
+
+class ConfigError(ImprovdError):
+    pass
+
+
+@dataclass
+class RuleSettings:
+    order: list = field(default_factory=lambda: ["range", "max_leap", "max_repeats", "min_length", "snap", "polyphony", "velocity"])
+    range_low: int = 36
+    range_high: int = 96
+    max_leap: int = 12
+    max_repeats: int = 3
+    min_length: int = 2  # ticks
+    snap_to: str = "chord"  # chord | scale
+    snap_strength: float = 0.0  # 0 = leave notes alone, 1 = always snap
+    max_polyphony: int = 4
+    velocity_follow: float = 0.8  # 0 = model's velocity, 1 = performer's recent mean
+    humanize_ms: float = 0.0
+
+
+@dataclass
+class CCSettings:
+    temperature: int = 1
+    mode: int = 20
+    reset: int = 21
+    panic: int = 22
+    sustain: int = 64
+
+
+@dataclass
+class Settings:
+    in_port: str | None = None
+    out_port: str | None = None
+    backend: str = "auto"
+    virtual: bool = False
+    client_name: str = "improvd"
+    model: str = "jazz"
+    mode: str = "call-response"
+    wait: str = "1bar"
+    bars: int | None = None  # answer length; None = the performer's phrase length
+    max_bars: int = 8
+    tempo: float = 120.0
+    clock_in: bool = False
+    clock_out: bool = False
+    swing: float = 0.0  # 0 straight .. 0.5 hard swing: delay of the off-beat 8th, in 8ths
+    chords: str | None = None
+    chords_file: str | None = None
+    split: int | None = None  # performer notes below this pitch are read as chords
+    temperature: float | None = None  # None = the model card's default
+    top_p: float | None = None
+    seed: int | None = None
+    channel_in: int | None = None  # 1..16, None = all
+    channel_out: int = 1
+    voices: int = 4
+    max_note_beats: float = 8.0
+    reset_after_bars: int = 8
+    stats: bool = False
+    log_level: str = "info"
+    cc: CCSettings = field(default_factory=CCSettings)
+    rules: RuleSettings = field(default_factory=RuleSettings)
+
+    # -- derived -------------------------------------------------------------------------
+    @property
+    def wait_ticks(self) -> int:
+        return parse_duration_ticks(self.wait, self.tempo, "wait")
+
+    @property
+    def max_note_ticks(self) -> int:
+        return max(1, int(round(self.max_note_beats * TICKS_PER_BEAT)))
+
+
+def parse_duration_ticks(text: str, tempo: float, what: str) -> int:
+    """``1bar``, ``2beats``, ``1.5`` (beats), ``500ms`` or ``0.5s`` to grid ticks."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(bars?|beats?|ms|s)?\s*", str(text))
+    if not m:
+        raise ConfigError(f"{what} {text!r} is not a duration: write e.g. 1bar, 2beats, 500ms")
+    value, unit = float(m.group(1)), (m.group(2) or "beats")
+    if unit.startswith("bar"):
+        ticks = value * BAR_TICKS
+    elif unit.startswith("beat"):
+        ticks = value * TICKS_PER_BEAT
+    else:
+        seconds = value / 1000 if unit == "ms" else value
+        ticks = seconds * tempo / 60 * TICKS_PER_BEAT
+    return max(1, int(round(ticks)))
+
+
+def _coerce(name: str, value, kind):
+    origin = str(kind)
+    try:
+        if value is None:
+            return None
+        if "bool" in origin and not isinstance(value, bool):
+            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if "bool" in origin:
+            return value
+        if origin.startswith("int") or origin == "int | None":
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if origin.startswith("float"):
+            return float(value)
+        if origin.startswith("list"):
+            if isinstance(value, str):
+                return [v.strip() for v in value.split(",") if v.strip()]
+            return list(value)
+        return str(value) if not isinstance(value, str) else value
+    except (TypeError, ValueError):
+        raise ConfigError(f"config key {name} = {value!r} has the wrong type: it must be {origin}") from None
+
+
+def _apply(obj, values: dict, prefix: str = "") -> None:
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        key = key.replace("-", "_")
+        if key not in fields:
+            raise ConfigError(f"config key {prefix}{key} is unknown: valid keys are {', '.join(sorted(fields))}")
+        cur = getattr(obj, key)
+        if dataclasses.is_dataclass(cur):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {prefix}{key} must be a table [{key}]")
+            _apply(cur, value, prefix=f"{key}.")
+        else:
+            setattr(obj, key, _coerce(prefix + key, value, fields[key].type))
+
+
+def validate(s: Settings) -> Settings:
+    if s.mode not in MODES:
+        raise ConfigError(f"mode {s.mode!r} is unknown: use one of {', '.join(MODES)}")
+    if s.backend not in BACKENDS:
+        raise ConfigError(f"backend {s.backend!r} is unknown: use one of {', '.join(BACKENDS)}")
+    if not 20 <= s.tempo <= 400:
+        raise ConfigError(f"tempo {s.tempo} is out of range: use 20..400 BPM")
+    if not 0 <= s.swing <= 0.75:
+        raise ConfigError(f"swing {s.swing} is out of range: use 0 (straight) .. 0.75")
+    if s.bars is not None and not 1 <= s.bars <= 64:
+        raise ConfigError(f"bars {s.bars} is out of range: use 1..64")
+    if s.temperature is not None and not 0 <= s.temperature <= 5:
+        raise ConfigError(f"temperature {s.temperature} is out of range: use 0 (greedy) .. 5")
+    if s.top_p is not None and not 0 < s.top_p <= 1:
+        raise ConfigError(f"top_p {s.top_p} is out of range: use 0 < top_p <= 1")
+    if s.channel_in is not None and not 1 <= s.channel_in <= 16:
+        raise ConfigError(f"channel_in {s.channel_in} is out of range: use 1..16")
+    if not 1 <= s.channel_out <= 16:
+        raise ConfigError(f"channel_out {s.channel_out} is out of range: use 1..16")
+    if s.split is not None and not 0 <= s.split <= 127:
+        raise ConfigError(f"split {s.split} is out of range: use a MIDI note 0..127")
+    if not 1 <= s.voices <= 8:
+        raise ConfigError(f"voices {s.voices} is out of range: use 1..8")
+    r = s.rules
+    unknown = [x for x in r.order if x not in RULES]
+    if unknown:
+        raise ConfigError(f"rules.order names unknown rules {unknown}: use any of {', '.join(RULES)}")
+    if not 0 <= r.range_low < r.range_high <= 127:
+        raise ConfigError(f"rules.range_low/range_high {r.range_low}..{r.range_high} is not a pitch range: use 0 <= low < high <= 127")
+    if r.snap_to not in ("chord", "scale"):
+        raise ConfigError(f"rules.snap_to {r.snap_to!r} is unknown: use chord or scale")
+    if not 0 <= r.snap_strength <= 1 or not 0 <= r.velocity_follow <= 1:
+        raise ConfigError("rules.snap_strength and rules.velocity_follow must lie in 0..1")
+    for name in ("temperature", "mode", "reset", "panic", "sustain"):
+        v = getattr(s.cc, name)
+        if not 0 <= v <= 127:
+            raise ConfigError(f"cc.{name} = {v} is not a controller number: use 0..127")
+    s.wait_ticks  # raises on a bad duration
+    return s
+
+
+def env_values(environ=None) -> dict:
+    environ = os.environ if environ is None else environ
+    names = {f.name for f in dataclasses.fields(Settings)}
+    out = {}
+    for k, v in environ.items():
+        if k.startswith("IMPROVD_") and k[8:].lower() in names and k[8:].lower() not in ("cc", "rules"):
+            out[k[8:].lower()] = v
+    return out
+
+
+def load_settings(config: str | Path | None = None, flags: dict | None = None, environ=None) -> Settings:
+    """File < environment < flags. ``flags`` holds only the flags the user actually gave."""
+    s = Settings()
+    path = Path(config) if config else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist: pass an existing file to --config") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"config file {path} is not valid TOML ({e}): fix that line") from None
+        _apply(s, data)
+    _apply(s, env_values(environ))
+    _apply(s, {k: v for k, v in (flags or {}).items() if v is not None})
+    return validate(s)

@@ -1,0 +1,89 @@
+"""The step contract every model family keeps, so the engine never branches on the family.
+
+``listen(step)`` feeds what the performer did in one grid step (teacher forcing, state kept
+warm); ``play(ctx)`` returns the notes the machine starts at ``ctx.tick`` and feeds them back
+into its own state. The daemon owns the recurrent state, so it can snapshot it and never
+re-runs history.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from improvd.chords import Chord
+from improvd.models.card import ModelCard
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the performer did at one grid tick."""
+
+    tick: int
+    onsets: tuple = ()  # ((pitch, velocity), ...) started at this tick
+    releases: tuple = ()  # pitches released at this tick
+    held: frozenset = frozenset()  # pitches sounding after this tick (sustain counted)
+    chord: Chord | None = None
+
+
+@dataclass
+class PlayContext:
+    """What the engine asks of the model for one tick of its own playing."""
+
+    tick: int
+    chord: Chord | None
+    rng: np.random.Generator
+    temperature: float = 1.0
+    top_p: float = 1.0
+    starting: bool = False  # first tick of an answer: start a note now, not a rest
+    held: frozenset = frozenset()  # the performer's sounding pitches (harmonize clamps them)
+    max_voices: int = 4
+    pitch_range: tuple = (36, 96)
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NoteOut:
+    pitch: int
+    velocity: int
+    duration: int  # ticks
+
+
+class StepModel(ABC):
+    """A loaded model: one ONNX step graph and the state the daemon keeps for it."""
+
+    family: str = ""
+    #: modes this family can play
+    modes: tuple = ("call-response", "duet")
+
+    def __init__(self, card: ModelCard, card_path: Path):
+        self.card = card
+        self.path = card_path
+
+    @abstractmethod
+    def reset(self) -> None: ...
+
+    @abstractmethod
+    def listen(self, step: Step) -> None: ...
+
+    @abstractmethod
+    def play(self, ctx: PlayContext) -> list[NoteOut]: ...
+
+    def begin_answer(self, tick: int) -> None:
+        """An answer starts at ``tick``: close the performer's line up to here."""
+
+    def end_answer(self, tick: int) -> None:
+        """The answer stopped (its end, or a barge-in): the performer's line resumes."""
+
+    @abstractmethod
+    def snapshot(self): ...
+
+    @abstractmethod
+    def restore(self, snap) -> None: ...
+
+    def step_cost_probe(self, rng: np.random.Generator) -> None:
+        """One full step (model + sampling) on a plausible input; used by the benchmark."""
+        self.play(PlayContext(tick=0, chord=None, rng=rng))

@@ -1,0 +1,128 @@
+"""The chord-conditioned jazz LSTM at run time: one ONNX step per event, state owned here.
+
+Events are (pitch or rest, duration): the model is asked only when its previous note ends,
+and the step for the next event is computed as soon as the current one is chosen, so the
+wire never waits for the model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from improvd.encoding import jazz as enc
+from improvd.encoding.events import REST, Event, EventTracker
+from improvd.models.base import NoteOut, PlayContext, Step, StepModel
+from improvd.models.card import ModelCard, check_encoding, open_session
+from improvd.sampling import sample
+
+
+class JazzModel(StepModel):
+    family = "jazz"
+
+    def __init__(self, card: ModelCard, card_path: Path):
+        super().__init__(card, card_path)
+        check_encoding(card, enc.ENCODING_NAME, enc.ENCODING_VERSION, card_path)
+        self.sess = open_session(card, card_path)
+        shape = next(s.shape for s in card.inputs if s.name == "h")
+        self.state_shape = (int(shape[0]), 1, int(shape[2]))
+        self.reset()
+
+    # -- state ---------------------------------------------------------------------------
+    def reset(self) -> None:
+        self.h = np.zeros(self.state_shape, np.float32)
+        self.c = np.zeros(self.state_shape, np.float32)
+        self.prev: Event | None = None
+        self.tracker = EventTracker()
+        self.answering = False
+        self.busy_until = 0
+        self.current: Event | None = None
+        self.pending = None  # (event, h, c) precomputed for the next onset
+        self.before_pending = None  # (h, c) to go back to if the pending event is dropped
+
+    def snapshot(self):
+        return (self.h.copy(), self.c.copy(), self.prev)
+
+    def restore(self, snap) -> None:
+        self.h, self.c, self.prev = snap[0].copy(), snap[1].copy(), snap[2]
+        self.pending = None
+
+    def _run(self, onset: int, chord):
+        pp, pd, pos, cond = enc.step_input(self.prev, onset, chord)
+        out = self.sess.run(None, {
+            "prev_pitch": np.array([pp], np.int64), "prev_dur": np.array([pd], np.int64),
+            "pos": np.array([pos], np.int64), "cond": cond[None, :],
+            "h": self.h, "c": self.c})
+        return out[0][0], out[1][0], out[2], out[3]
+
+    def _feed(self, event: Event) -> None:
+        """Teacher forcing: the step whose target is ``event`` runs, then ``event`` is the past."""
+        _, _, self.h, self.c = self._run(event.onset, event.chord)
+        self.prev = event
+
+    # -- performer -------------------------------------------------------------------------
+    def listen(self, step: Step) -> None:
+        if self.answering:
+            return
+        for ev in self.tracker.step(step.tick, step.onsets, step.releases, step.chord):
+            self._feed(ev)
+
+    def begin_answer(self, tick: int) -> None:
+        for ev in self.tracker.flush_rest(tick):
+            self._feed(ev)
+        self.answering = True
+        self.busy_until = tick
+        self.pending = None
+        self.current = None
+
+    def end_answer(self, tick: int) -> None:
+        if self.pending is not None:
+            self.h, self.c = self.before_pending
+            self.pending = None
+        if self.current is not None and tick < self.current.onset + self.current.duration:
+            # Cut short (barge-in or the answer's end): the model remembers what really sounded.
+            self.prev = Event(self.current.pitch, max(1, tick - self.current.onset), self.current.onset, self.current.chord)
+        self.answering = False
+        self.current = None
+        self.tracker.reset()
+        self.tracker.start_rest(tick, self.prev.chord if self.prev else None)
+
+    # -- machine -----------------------------------------------------------------------------
+    def _choose(self, onset: int, chord, ctx: PlayContext, starting: bool):
+        before = (self.h, self.c)
+        pl, dl, h, c = self._run(onset, chord)
+        mask = np.zeros(enc.N_PITCH, bool)
+        if starting:
+            mask[0] = True  # an answer opens with a note, so it is heard when it is due
+        lo, hi = ctx.pitch_range
+        for tok in range(1, enc.N_PITCH):
+            p = enc.token_pitch(tok)
+            if p < lo or p > hi:
+                mask[tok] = True
+        pt = sample(pl, ctx.rng, ctx.temperature, ctx.top_p, mask)
+        dt = sample(dl, ctx.rng, ctx.temperature, ctx.top_p)
+        ev = Event(enc.token_pitch(pt), enc.token_duration(dt), onset, chord)
+        return ev, h, c, before
+
+    def play(self, ctx: PlayContext) -> list[NoteOut]:
+        if ctx.tick < self.busy_until:
+            return []
+        chord_at = ctx.extra.get("chord_at", lambda t: ctx.chord)
+        if self.pending is not None and self.pending[0].onset == ctx.tick and not ctx.starting:
+            ev, self.h, self.c = self.pending
+        else:
+            if self.pending is not None:
+                self.h, self.c = self.before_pending
+            ev, self.h, self.c, _ = self._choose(ctx.tick, ctx.chord, ctx, ctx.starting)
+        self.pending = None
+        self.prev = ev
+        self.current = ev
+        self.busy_until = ctx.tick + ev.duration
+        # Precompute the next event now, while this one sounds.
+        nxt = self.busy_until
+        e2, h2, c2, before = self._choose(nxt, chord_at(nxt), ctx, False)
+        self.pending, self.before_pending = (e2, h2, c2), before
+        if ev.pitch == REST:
+            return []
+        return [NoteOut(ev.pitch, 90, ev.duration)]
