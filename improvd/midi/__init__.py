@@ -1,0 +1,1 @@
+"""MIDI at the edges: files (replay, training) and ports (live). Inside, everything is ticks."""

@@ -1,0 +1,43 @@
+"""ONNX export and model cards, shared by the families: one step graph, state as I/O."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from improvd.models.card import ModelCard, TensorSpec, sha256_of
+
+
+def export_step(module: torch.nn.Module, example: dict, outputs: list[str], out_prefix: Path,
+                dynamic: dict | None = None) -> Path:
+    """Trace ``module(**example)`` once into ``out_prefix.onnx`` (opset 17, legacy exporter:
+    it maps nn.LSTM onto the ONNX LSTM op, which onnxruntime runs as one fused kernel)."""
+    out_prefix = Path(out_prefix)
+    out_prefix.parent.mkdir(parents=True, exist_ok=True)
+    path = out_prefix.with_suffix(".onnx")
+    module = module.eval().cpu()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, tuple(example.values()), str(path), input_names=list(example),
+                          output_names=outputs, opset_version=17, dynamo=False,
+                          dynamic_axes=dynamic or None)
+    return path
+
+
+def specs(arrays: dict) -> list[TensorSpec]:
+    out = []
+    for name, a in arrays.items():
+        a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+        out.append(TensorSpec(name, list(a.shape), str(a.dtype)))
+    return out
+
+
+def write_card(out_prefix: Path, **fields) -> ModelCard:
+    out_prefix = Path(out_prefix)
+    onnx = out_prefix.with_suffix(".onnx")
+    card = ModelCard(name=out_prefix.name, onnx_file=onnx.name, sha256=sha256_of(onnx), **fields)
+    card.save(out_prefix.with_suffix(".json"))
+    return card

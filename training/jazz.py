@@ -1,0 +1,198 @@
+"""The chord-conditioned, beat-aware jazz LSTM (the bundled default): data, model, training,
+export. Encoding from improvd.encoding.jazz, the same module the daemon uses.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from improvd.encoding import jazz as enc
+from improvd.encoding.events import transpose
+from training.corpora import load_event_pieces, shared
+from training.loop import RunDir, TrainConfig, fit, pick_device, seed_everything, split_by_piece
+
+PRESETS = {
+    # the bundled default: 2 x 384, dropout, 12-key augmentation, early stopping on valid NLL
+    "default": dict(hidden=384, layers=2, dropout=0.3, emb=64, epochs=60, batch_size=64, lr=2e-3, seq_len=128),
+    # small enough for a CPU smoke test
+    "tiny": dict(hidden=32, layers=1, dropout=0.0, emb=16, epochs=1, batch_size=16, lr=3e-3, seq_len=64),
+}
+
+
+class JazzLSTM(nn.Module):
+    def __init__(self, hidden=384, layers=2, dropout=0.3, emb=64):
+        super().__init__()
+        self.hidden, self.layers = hidden, layers
+        self.pitch_emb = nn.Embedding(enc.N_PITCH + 1, emb)
+        self.dur_emb = nn.Embedding(enc.N_DUR, emb // 2)
+        self.pos_emb = nn.Embedding(enc.N_POS, 16)
+        self.cond = nn.Linear(enc.COND_DIM, 32)
+        self.lstm = nn.LSTM(emb + emb // 2 + 16 + 32, hidden, layers, batch_first=True,
+                            dropout=dropout if layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.pitch_head = nn.Linear(hidden, enc.N_PITCH)
+        self.dur_head = nn.Linear(hidden, enc.N_DUR)
+
+    def embed(self, pp, pd, pos, cond):
+        return torch.cat([self.pitch_emb(pp), self.dur_emb(pd), self.pos_emb(pos), torch.relu(self.cond(cond))], -1)
+
+    def forward(self, pp, pd, pos, cond, state=None):
+        y, state = self.lstm(self.embed(pp, pd, pos, cond), state)
+        y = self.drop(y)
+        return self.pitch_head(y), self.dur_head(y), state
+
+
+class JazzStep(nn.Module):
+    """One event: the graph the daemon runs, with (h, c) in and out."""
+
+    def __init__(self, net: JazzLSTM):
+        super().__init__()
+        self.net = net
+
+    def forward(self, prev_pitch, prev_dur, pos, cond, h, c):
+        x = self.net.embed(prev_pitch, prev_dur, pos, cond)[:, None, :]
+        y, (h2, c2) = self.net.lstm(x, (h, c))
+        y = y[:, 0]
+        return self.net.pitch_head(y), self.net.dur_head(y), h2, c2
+
+
+def _batches(pieces, seq_len, batch_size, augment, rng):
+    """Random crops, a random key per crop (12-key augmentation), padded with -100 targets."""
+    crops = []
+    for _name, events in pieces:
+        n = len(events)
+        k = max(1, math.ceil(n / seq_len))
+        for _ in range(k):
+            start = rng.randint(0, max(0, n - seq_len))
+            shift = rng.randint(-5, 6) if augment else 0
+            crops.append((events, start, shift))
+    rng.shuffle(crops)
+    for b in range(0, len(crops), batch_size):
+        yield _collate(crops[b:b + batch_size], seq_len)
+
+
+def _collate(crops, seq_len):
+    B = len(crops)
+    pp = np.full((B, seq_len), enc.BOS, np.int64)
+    pd = np.zeros((B, seq_len), np.int64)
+    pos = np.zeros((B, seq_len), np.int64)
+    cond = np.zeros((B, seq_len, enc.COND_DIM), np.float32)
+    tp = np.full((B, seq_len), -100, np.int64)
+    td = np.full((B, seq_len), -100, np.int64)
+    for i, (events, start, shift) in enumerate(crops):
+        ev = events if shift == 0 else transpose(events, shift, enc.PITCH_LO, enc.PITCH_HI)
+        x, p, d = enc.encode(ev)
+        s = slice(start, start + seq_len)
+        n = len(p[s])
+        pp[i, :n], pd[i, :n], pos[i, :n], cond[i, :n] = x.prev_pitch[s], x.prev_dur[s], x.pos[s], x.cond[s]
+        tp[i, :n], td[i, :n] = p[s], d[s]
+    return tuple(torch.from_numpy(a) for a in (pp, pd, pos, cond, tp, td))
+
+
+def nll(net, batch, device):
+    pp, pd, pos, cond, tp, td = (t.to(device, non_blocking=True) for t in batch)
+    pl, dl, _ = net(pp, pd, pos, cond)
+    lp = F.cross_entropy(pl.reshape(-1, enc.N_PITCH).float(), tp.reshape(-1), ignore_index=-100, reduction="sum")
+    ld = F.cross_entropy(dl.reshape(-1, enc.N_DUR).float(), td.reshape(-1), ignore_index=-100, reduction="sum")
+    n = (tp != -100).sum()
+    return lp, ld, n
+
+
+def train(cfg: TrainConfig) -> dict:
+    p = dict(PRESETS.get(cfg.preset) or PRESETS["default"])
+    for k in ("epochs", "batch_size", "lr", "hidden"):
+        if getattr(cfg, k) is not None:
+            p[k] = getattr(cfg, k)
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    chords = Path(cfg.extra["chords"]) if cfg.extra.get("chords") else None
+    pieces = load_event_pieces(cfg.data, shared("jazz/wjazzd_chords.trainvalid.jsonl"), chords, cfg.max_items)
+    train_p, valid_p = split_by_piece(pieces, cfg.valid_fraction, cfg.seed)
+    net = JazzLSTM(p["hidden"], p["layers"], p["dropout"], p["emb"]).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=p["lr"], weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=p["epochs"], eta_min=p["lr"] / 20)
+    use_amp = cfg.amp and device.type == "cuda"
+    rng = random.Random(cfg.seed)
+    valid_batches = list(_batches(valid_p, max(len(e) for _, e in valid_p) if valid_p else 1, 32, False, random.Random(0))) if valid_p else []
+
+    def step(batch):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            lp, ld, n = nll(net, batch, device)
+            loss = (lp + ld) / n
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        return float(loss.detach())
+
+    def evaluate():
+        tot_p = tot_d = tot_n = 0.0
+        correct1 = correct5 = 0
+        for batch in valid_batches:
+            pp, pd, pos, cond, tp, td = (t.to(device) for t in batch)
+            pl, dl, _ = net(pp, pd, pos, cond)
+            m = tp != -100
+            tot_p += float(F.cross_entropy(pl[m].float(), tp[m], reduction="sum"))
+            tot_d += float(F.cross_entropy(dl[m].float(), td[m], reduction="sum"))
+            tot_n += float(m.sum())
+            top5 = pl[m].topk(5, -1).indices
+            correct1 += int((top5[:, 0] == tp[m]).sum())
+            correct5 += int((top5 == tp[m][:, None]).any(-1).sum())
+        n = max(tot_n, 1.0)
+        return {"valid_loss": (tot_p + tot_d) / n, "valid_nll_pitch": tot_p / n, "valid_nll_duration": tot_d / n,
+                "valid_top1": correct1 / n, "valid_top5": correct5 / n}
+
+    run = RunDir(cfg.out)
+    describe = {"arch": {k: p[k] for k in ("hidden", "layers", "dropout", "emb")}, "seq_len": p["seq_len"],
+                "train_pieces": len(train_p), "valid_pieces": len(valid_p),
+                "train_events": sum(len(e) for _, e in train_p), "data": cfg.data or ["wjazzd_chords.trainvalid.jsonl"],
+                "valid_names": [n for n, _ in valid_p]}
+    return fit(net, opt, cfg, run, p["epochs"], lambda ep: _batches(train_p, p["seq_len"], p["batch_size"], True, rng),
+               step, evaluate, device, sched, describe, loss_label="NLL per event (nats)")
+
+
+def load_run(run_dir: Path) -> tuple[JazzLSTM, dict]:
+    state = RunDir(run_dir).load("best") or RunDir(run_dir).load("last")
+    if state is None:
+        from improvd import ImprovdError
+        raise ImprovdError(f"run {run_dir} has no checkpoint (best.pt or last.pt): train first")
+    a = state["describe"]["arch"]
+    net = JazzLSTM(a["hidden"], a["layers"], a["dropout"], a["emb"])
+    net.load_state_dict(state["model"])
+    return net.eval(), state
+
+
+def export(run_dir: Path, out_prefix: Path, name: str | None = None) -> Path:
+    from training.export import export_step, specs, write_card
+
+    net, state = load_run(run_dir)
+    L, H = net.layers, net.hidden
+    ex = {"prev_pitch": torch.tensor([enc.BOS]), "prev_dur": torch.tensor([0]), "pos": torch.tensor([0]),
+          "cond": torch.zeros(1, enc.COND_DIM), "h": torch.zeros(L, 1, H), "c": torch.zeros(L, 1, H)}
+    outs = ["pitch_logits", "dur_logits", "h_out", "c_out"]
+    export_step(JazzStep(net), ex, outs, out_prefix)
+    with torch.no_grad():
+        res = JazzStep(net)(**ex)
+    hist = state["history"]
+    best = min(hist, key=lambda r: r.get("valid_loss", math.inf)) if hist else {}
+    card = write_card(
+        out_prefix, family="jazz",
+        encoding={"name": enc.ENCODING_NAME, "version": enc.ENCODING_VERSION, "pitch_range": [enc.PITCH_LO, enc.PITCH_HI],
+                  "durations": list(enc.DURATIONS), "n_pitch": enc.N_PITCH, "n_dur": enc.N_DUR, "cond": "chord tones(12)+root(12)"},
+        grid={"ticks_per_beat": 12, "beats_per_bar": 4, "unit": "event"},
+        inputs=specs(ex), outputs=specs(dict(zip(outs, res))),
+        state={"h": "h_out", "c": "c_out"},
+        sampling={"temperature": 0.9, "top_p": 0.95},
+        training={"data": state["describe"].get("data"), "train_pieces": state["describe"].get("train_pieces"),
+                  "valid_pieces": state["describe"].get("valid_pieces"), "arch": state["describe"]["arch"],
+                  "epochs": len(hist), "config": state.get("config", {}), "valid_names": state["describe"].get("valid_names")},
+        metrics={k: v for k, v in best.items() if k.startswith("valid") or k in ("epoch", "train_loss")},
+    )
+    return out_prefix.with_suffix(".json")
