@@ -78,6 +78,18 @@ def _batches(pieces, seq_len, batch_size, augment, rng):
         yield _collate(crops[b:b + batch_size], seq_len)
 
 
+_ENCODED: dict = {}
+
+
+def _encoded(events, shift):
+    """Each solo is encoded once per key and kept: re-encoding every epoch dominated a GPU epoch."""
+    key = (id(events), shift)
+    if key not in _ENCODED:
+        ev = events if shift == 0 else transpose(events, shift, enc.PITCH_LO, enc.PITCH_HI)
+        _ENCODED[key] = enc.encode(ev)
+    return _ENCODED[key]
+
+
 def _collate(crops, seq_len):
     B = len(crops)
     pp = np.full((B, seq_len), enc.BOS, np.int64)
@@ -87,8 +99,7 @@ def _collate(crops, seq_len):
     tp = np.full((B, seq_len), -100, np.int64)
     td = np.full((B, seq_len), -100, np.int64)
     for i, (events, start, shift) in enumerate(crops):
-        ev = events if shift == 0 else transpose(events, shift, enc.PITCH_LO, enc.PITCH_HI)
-        x, p, d = enc.encode(ev)
+        x, p, d = _encoded(events, shift)
         s = slice(start, start + seq_len)
         n = len(p[s])
         pp[i, :n], pd[i, :n], pos[i, :n], cond[i, :n] = x.prev_pitch[s], x.prev_dur[s], x.pos[s], x.cond[s]
