@@ -89,17 +89,23 @@ class JazzModel(StepModel):
         self.tracker.start_rest(tick, self.prev.chord if self.prev else None)
 
     # -- machine -----------------------------------------------------------------------------
+    def _range_mask(self, pitch_range) -> np.ndarray:
+        key = tuple(pitch_range)
+        if getattr(self, "_mask_key", None) != key:
+            lo, hi = key
+            pitches = np.array([enc.token_pitch(t) for t in range(enc.N_PITCH)])
+            self._mask = (pitches < lo) | (pitches > hi)
+            self._mask[0] = False
+            self._mask_key = key
+        return self._mask
+
     def _choose(self, onset: int, chord, ctx: PlayContext, starting: bool):
         before = (self.h, self.c)
         pl, dl, h, c = self._run(onset, chord)
-        mask = np.zeros(enc.N_PITCH, bool)
+        mask = self._range_mask(ctx.pitch_range)
         if starting:
+            mask = mask.copy()
             mask[0] = True  # an answer opens with a note, so it is heard when it is due
-        lo, hi = ctx.pitch_range
-        for tok in range(1, enc.N_PITCH):
-            p = enc.token_pitch(tok)
-            if p < lo or p > hi:
-                mask[tok] = True
         pt = sample(pl, ctx.rng, ctx.temperature, ctx.top_p, mask)
         dt = sample(dl, ctx.rng, ctx.temperature, ctx.top_p)
         ev = Event(enc.token_pitch(pt), enc.token_duration(dt), onset, chord)

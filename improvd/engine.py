@@ -1,0 +1,318 @@
+"""The step loop and the modes. The same engine runs live (wall clock, ports) and in replay
+(virtual clock, files): callers feed it messages and ticks with their times; it plans notes on
+the scheduler. Nothing here knows which clock is real.
+
+Call and response: listen while the performer plays; after ``wait`` of silence answer for
+``bars``; a new note from the performer stops the answer at once (barge-in). Duet: play all the
+time. Harmonize: on each performer note-on and each frame while notes are held, sound the
+model's harmony around the held pitches.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import mido
+import numpy as np
+
+from improvd.chords import Progression, detect_chord
+from improvd.clock import Clock
+from improvd.config import MODES, Settings
+from improvd.encoding import BAR_TICKS, TICKS_PER_BEAT
+from improvd.models.base import PlayContext, Step, StepModel
+from improvd.rules import Candidate, RuleContext, apply_rules
+from improvd.scheduler import Scheduler
+
+log = logging.getLogger("improvd")
+
+IDLE, LISTENING, ANSWERING = "idle", "listening", "answering"
+
+
+@dataclass
+class Stats:
+    notes_in: int = 0
+    notes_out: int = 0
+    ignored: int = 0
+    step_costs: deque = field(default_factory=lambda: deque(maxlen=20000))
+
+    def step_percentiles(self) -> tuple[float, float]:
+        if not self.step_costs:
+            return (math.nan, math.nan)
+        a = np.fromiter(self.step_costs, float) * 1e3
+        return float(np.percentile(a, 50)), float(np.percentile(a, 99))
+
+
+class Engine:
+    def __init__(self, model: StepModel, settings: Settings, scheduler: Scheduler, clock: Clock,
+                 progression: Progression | None = None, rng: np.random.Generator | None = None):
+        self.model = model
+        self.s = settings
+        self.sched = scheduler
+        self.clock = clock
+        self.progression = progression
+        self.rng = rng if rng is not None else np.random.default_rng(settings.seed)
+        self.stats = Stats()
+        sampling = model.card.sampling or {}
+        self.temperature = settings.temperature if settings.temperature is not None else float(sampling.get("temperature", 1.0))
+        self.top_p = settings.top_p if settings.top_p is not None else float(sampling.get("top_p", 1.0))
+        self.mode = settings.mode
+        if self.mode not in model.modes:
+            from improvd import ImprovdError
+            raise ImprovdError(f"model {model.card.name} ({model.family}) cannot play --mode {self.mode}: use one of {', '.join(model.modes)}")
+        self.state = IDLE
+        self.tick = -1
+        # performer
+        self.pressed: set[int] = set()  # keys physically down
+        self.sustained: set[int] = set()  # released keys still held by the pedal
+        self.sustain = False
+        self.velocities: deque = deque(maxlen=16)
+        self._onsets: list = []
+        self._releases: list = []
+        self.phrase_start: int | None = None
+        self.last_release: float | None = None  # seconds, when the performer last went silent
+        self.last_activity_tick = 0
+        self.detected = None
+        # machine
+        self.answer_start = self.answer_end = 0
+        self.recent: deque = deque(maxlen=8)
+        self.harmony: set[int] = set()
+        self._dirty_harmony = False
+        self.listeners = []  # callables(state) for LEDs and tests
+        if self.mode == "duet":
+            self._set_state(ANSWERING)
+            self.model.begin_answer(0)
+
+    # -- helpers -------------------------------------------------------------------------------
+    @property
+    def held(self) -> frozenset:
+        return frozenset(self.pressed | self.sustained)
+
+    def chord_at(self, tick: int):
+        if self.progression is not None:
+            return self.progression.at(tick)
+        return self.detected
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            for f in self.listeners:
+                f(state)
+
+    def _melody_held(self) -> frozenset:
+        if self.s.split is None:
+            return self.held
+        return frozenset(p for p in self.held if p >= self.s.split)
+
+    # -- input -----------------------------------------------------------------------------------
+    def on_message(self, msg: mido.Message, now: float) -> None:
+        """One normalised message from the performer at ``now`` seconds."""
+        if self.s.channel_in is not None and hasattr(msg, "channel") and msg.channel != self.s.channel_in - 1:
+            return
+        t = msg.type
+        if t == "note_on" and msg.velocity > 0:
+            self._note_on(msg.note, msg.velocity, now)
+        elif t in ("note_off", "note_on"):
+            self._note_off(msg.note, now)
+        elif t == "control_change":
+            self._control(msg.control, msg.value, now)
+        else:
+            self.stats.ignored += 1
+
+    def _note_on(self, pitch: int, velocity: int, now: float) -> None:
+        self.stats.notes_in += 1
+        split = self.s.split is not None and pitch < self.s.split
+        self.pressed.add(pitch)
+        self.sustained.discard(pitch)
+        if split:
+            self.detected = detect_chord([p for p in self.held if p < self.s.split]) or self.detected
+            return
+        self.velocities.append(velocity)
+        tick = max(self.tick + 1, self.clock.tick_at(now))
+        self._onsets.append((pitch, velocity))
+        self.last_activity_tick = tick
+        if self.mode == "call-response":
+            if self.state == ANSWERING:  # barge-in: stop at once, release what sounds
+                self.sched.release_all(now)
+                self.model.end_answer(tick)
+            if self.state != LISTENING:
+                self.phrase_start = tick
+            self._set_state(LISTENING)
+        elif self.mode == "harmonize":
+            self._dirty_harmony = True
+
+    def _note_off(self, pitch: int, now: float) -> None:
+        if pitch not in self.pressed:
+            return
+        self.pressed.discard(pitch)
+        if self.sustain:
+            self.sustained.add(pitch)
+        else:
+            self._releases.append(pitch)
+        if self.s.split is not None and pitch < self.s.split:
+            return
+        if not self._melody_held():
+            self.last_release = now
+        if self.mode == "harmonize":
+            self._dirty_harmony = True
+
+    def _control(self, cc: int, value: int, now: float) -> None:
+        c = self.s.cc
+        if cc == c.sustain:
+            self.sustain = value >= 64
+            if not self.sustain and self.sustained:
+                self._releases.extend(self.sustained)
+                self.sustained.clear()
+                if not self._melody_held():
+                    self.last_release = now
+                if self.mode == "harmonize":
+                    self._dirty_harmony = True
+        elif cc == c.temperature:
+            self.temperature = 0.1 + 1.9 * value / 127  # the mod wheel: 0.1 (safe) .. 2.0 (wild)
+        elif cc == c.panic and value > 0:
+            self.panic(now)
+        elif cc == c.reset and value > 0:
+            self.sched.release_all(now)
+            self.model.reset()
+            self._set_state(IDLE if self.mode == "call-response" else self.state)
+            if self.mode == "duet":
+                self.model.begin_answer(self.tick + 1)
+            log.info("model state reset by CC%d", cc)
+        elif cc == c.mode and value > 0:
+            choices = [m for m in MODES if m in self.model.modes]
+            self.set_mode(choices[value * len(choices) // 128], now)
+        else:
+            self.stats.ignored += 1
+
+    def panic(self, now: float) -> None:
+        self.sched.close(now)
+        self.harmony.clear()
+        if self.state == ANSWERING and self.mode == "call-response":
+            self.model.end_answer(self.tick + 1)
+            self._set_state(IDLE)
+
+    def set_mode(self, mode: str, now: float) -> None:
+        if mode == self.mode:
+            return
+        self.sched.release_all(now)
+        self.harmony.clear()
+        if self.state == ANSWERING:
+            self.model.end_answer(self.tick + 1)
+        self.mode = mode
+        self._set_state(IDLE)
+        if mode == "duet":
+            self._set_state(ANSWERING)
+            self.model.begin_answer(self.tick + 1)
+        log.info("mode %s", mode)
+
+    # -- the grid --------------------------------------------------------------------------------
+    def on_tick(self, tick: int, now: float) -> None:
+        """The performer's step for ``tick`` goes in; what the machine plays at tick+1 is planned."""
+        t0 = time.perf_counter()
+        self.tick = tick
+        step = Step(tick, tuple(self._onsets), tuple(self._releases), self.held, self.chord_at(tick))
+        self._onsets.clear()
+        self._releases.clear()
+        self.model.listen(step)
+        nxt = tick + 1
+        if self.mode == "call-response":
+            self._call_response(nxt, now)
+        elif self.mode == "duet":
+            self._play(nxt)
+        elif self.mode == "harmonize":
+            if self._dirty_harmony or (self.held and nxt % self._frame_ticks() == 0):
+                self._harmonize(nxt, now)
+        if self.state == IDLE and tick - self.last_activity_tick > self.s.reset_after_bars * BAR_TICKS and tick % BAR_TICKS == 0 and self.last_activity_tick:
+            self.model.reset()  # a long silence: the next phrase starts a new piece
+            self.last_activity_tick = 0
+        self.stats.step_costs.append(time.perf_counter() - t0)
+
+    def on_input_now(self, now: float) -> None:
+        """Called right after input in harmonize mode: react now, not at the next tick."""
+        if self.mode == "harmonize" and self._dirty_harmony:
+            self._harmonize(max(self.tick + 1, 0), now)
+
+    def _frame_ticks(self) -> int:
+        return int((self.model.card.grid or {}).get("frame_ticks", TICKS_PER_BEAT))
+
+    def _call_response(self, nxt: int, now: float) -> None:
+        if self.state == LISTENING and not self._melody_held() and self.last_release is not None:
+            if self.clock.time_of(nxt) >= self.last_release + self.s.wait_ticks * self.clock.tick_seconds - 1e-9:
+                phrase = max(1, self.clock.tick_at(self.last_release) - (self.phrase_start or 0))
+                bars = self.s.bars or min(self.s.max_bars, max(1, math.ceil(phrase / BAR_TICKS)))
+                self.answer_start, self.answer_end = nxt, nxt + bars * BAR_TICKS
+                self.model.begin_answer(nxt)
+                self._set_state(ANSWERING)
+        if self.state == ANSWERING:
+            if nxt >= self.answer_end:
+                self.model.end_answer(nxt)
+                self._set_state(IDLE)
+                self.last_activity_tick = nxt
+                return
+            self._play(nxt, starting=nxt == self.answer_start, end=self.answer_end)
+
+    def _context(self, tick: int, starting: bool = False, onset: bool = False) -> PlayContext:
+        r = self.s.rules
+        return PlayContext(tick=tick, chord=self.chord_at(tick), rng=self.rng, temperature=self.temperature,
+                           top_p=self.top_p, starting=starting, held=self._melody_held(), max_voices=self.s.voices,
+                           pitch_range=(r.range_low, r.range_high), extra={"chord_at": self.chord_at, "onset": onset})
+
+    def _rule_ctx(self, tick: int) -> RuleContext:
+        pv = float(np.mean(self.velocities)) if self.velocities else None
+        return RuleContext(self.chord_at(tick), tuple(self.recent), pv, len(self.sched.sounding), self.rng, self.s.rules)
+
+    def _play(self, tick: int, starting: bool = False, end: int | None = None) -> None:
+        notes = self.model.play(self._context(tick, starting))
+        if not notes:
+            return
+        rc = self._rule_ctx(tick)
+        start = self.clock.time_of(tick)
+        for n in notes:
+            c = apply_rules(Candidate(n.pitch, n.velocity, n.duration), rc, self.s.rules.order)
+            if c is None:
+                continue
+            last = tick + min(c.duration, self.s.max_note_ticks)
+            if end is not None:
+                last = min(last, end)
+            at = start + c.delay_ms / 1000
+            # a hair short of the next onset, so a repeated pitch re-strikes audibly
+            off = max(at + 0.005, self.clock.time_of(last) - 0.002)
+            self.sched.note(c.pitch, c.velocity, at, off)
+            self.recent.append(c.pitch)
+            self.stats.notes_out += 1
+
+    def _harmonize(self, tick: int, now: float) -> None:
+        self._dirty_harmony = False
+        held = self._melody_held()
+        if not held:
+            for p in list(self.harmony):
+                self.sched.stop_now(p, now)
+            self.harmony.clear()
+            return
+        t0 = time.perf_counter()
+        notes = self.model.play(self._context(tick, onset=True))
+        rc = self._rule_ctx(tick)
+        want: dict[int, int] = {}
+        order = [r for r in self.s.rules.order if r not in ("polyphony", "max_leap", "max_repeats")]
+        for n in notes[: self.s.voices]:
+            c = apply_rules(Candidate(n.pitch, n.velocity, n.duration), rc, order)
+            if c is not None and c.pitch not in held:
+                want[c.pitch] = c.velocity
+        for p in list(self.harmony):
+            if p not in want:
+                self.sched.stop_now(p, now)
+                self.harmony.discard(p)
+        for p, v in want.items():
+            if p not in self.harmony:
+                self.sched.start_now(p, v, now)
+                self.harmony.add(p)
+                self.stats.notes_out += 1
+        self.stats.step_costs.append(time.perf_counter() - t0)
+
+    def close(self, now: float) -> None:
+        """Every exit path ends here: nothing left sounding."""
+        self.sched.close(now)
+        self.harmony.clear()

@@ -1,0 +1,205 @@
+"""``improvd run``: the engine on the wall clock between real ports.
+
+One thread does everything that changes state (input, ticks, sending), so there are no locks
+on the hot path; rtmidi's callback thread only timestamps and queues. The loop sleeps until
+the next due message or tick and wakes early for input. Every exit path (return, exception,
+SIGTERM, SIGINT) goes through ``finally`` which ends every sounding note.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+
+import numpy as np
+
+from improvd import ImprovdError, notify
+from improvd.clock import Clock, ClockFollower
+from improvd.config import Settings, load_settings
+from improvd.engine import Engine
+from improvd.midi.normalise import normalise
+from improvd.midi.ports import InputPort, OutputPort, pick_api
+from improvd.models import load_model
+from improvd.replay import load_progression
+from improvd.scheduler import Scheduler
+
+log = logging.getLogger("improvd")
+
+
+class Stop(Exception):
+    pass
+
+
+def _sleep_until(deadline: float, queue) -> None:
+    """Sleep until ``deadline`` (perf_counter) or until input arrives, spinning the last 0.3 ms."""
+    while True:
+        now = time.perf_counter()
+        left = deadline - now
+        if left <= 0 or queue:
+            return
+        if left > 0.0006:
+            time.sleep(min(left - 0.0003, 0.002))
+        # else spin: sleep() cannot hit a target this close
+
+
+class Daemon:
+    def __init__(self, settings: Settings, config_path=None, flags=None):
+        self.s = settings
+        self.config_path, self.flags = config_path, flags or {}
+        t_start = time.perf_counter()
+        self.model = load_model(settings.model)
+        api = pick_api(settings.backend)
+        self.inp = InputPort(api, settings.client_name, settings.in_port, settings.virtual or settings.in_port is None,
+                             clock_in=settings.clock_in)
+        try:
+            self.out = OutputPort(api, settings.client_name, settings.out_port, settings.virtual or settings.out_port is None)
+        except BaseException:
+            self.inp.close()
+            raise
+        self.clock = Clock(settings.tempo, settings.swing, origin=time.perf_counter() + 0.05)
+        self.sched = Scheduler(self._send, settings.channel_out - 1, max_note=settings.max_note_beats * self.clock.beat_seconds)
+        self.engine = Engine(self.model, settings, self.sched, self.clock, load_progression(settings),
+                             np.random.default_rng(settings.seed))
+        self.follower = ClockFollower()
+        self.ready_seconds = time.perf_counter() - t_start
+        self._stop = False
+        self._reload = False
+        self.sent_log = None  # tests and bench may set a list to record (due, now, bytes)
+
+    def _send(self, msg, due: float, now: float) -> None:
+        data = msg.bytes()
+        self.out.send(data)
+        if self.sent_log is not None:
+            self.sent_log.append((due, time.perf_counter(), data))
+
+    def _signal(self, signum, _frame) -> None:
+        if signum == signal.SIGHUP:
+            self._reload = True
+        else:
+            self._stop = True
+            raise Stop()
+
+    def reload(self) -> None:
+        """SIGHUP: new settings from the file, same model state (a bad file keeps the old ones)."""
+        try:
+            new = load_settings(self.config_path, self.flags)
+        except ImprovdError as e:
+            log.error("reload refused, keeping the running settings: %s", e)
+            return
+        now = time.perf_counter()
+        self.engine.s = new
+        self.engine.temperature = new.temperature if new.temperature is not None else self.engine.temperature
+        self.engine.progression = load_progression(new)
+        if new.tempo != self.s.tempo:
+            self.clock.set_tempo(new.tempo, self.engine.tick + 1)
+        self.clock.swing = new.swing
+        if new.mode != self.engine.mode:
+            self.engine.set_mode(new.mode, now)
+        self.s = new
+        log.info("settings reloaded from %s", self.config_path or "defaults")
+
+    def run(self, duration: float | None = None) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            try:
+                signal.signal(sig, self._signal)
+            except ValueError:
+                pass  # not the main thread (tests): the caller stops us with .request_stop()
+        notify.ready()
+        notify.status(f"listening on {self.inp.pattern or 'virtual in'}, model {self.model.card.name}")
+        log.info("ready in %.2fs: model %s (%s), mode %s, %.0f BPM", self.ready_seconds, self.model.card.name,
+                 self.model.family, self.engine.mode, self.clock.tempo)
+        wd = notify.watchdog_interval()
+        next_wd = time.perf_counter()
+        next_check = time.perf_counter() + 1.0
+        next_stats = time.perf_counter() + 10.0
+        end = time.perf_counter() + duration if duration else None
+        tick = max(0, self.clock.tick_at(time.perf_counter()))
+        q = self.inp.queue
+        pulse = tick * 2
+        if self.s.clock_out:
+            self.out.send([0xFA])  # start
+        eng, sched, clock = self.engine, self.sched, self.clock
+        try:
+            while not self._stop:
+                t_tick = clock.time_of(tick)
+                nd = sched.next_due()
+                deadline = t_tick if nd is None else min(t_tick, nd)
+                if self.s.clock_out:
+                    t_pulse = clock.straight_time(pulse / 2)
+                    deadline = min(deadline, t_pulse)
+                _sleep_until(deadline, q)
+                now = time.perf_counter()
+                if q:
+                    self._drain(q)
+                    now = time.perf_counter()
+                    eng.on_input_now(now)
+                sched.flush(now)
+                if self.s.clock_out and now >= t_pulse:
+                    self.out.send([0xF8])  # 24 per beat: two per 12-per-beat tick
+                    pulse += 1
+                    eng.on_tick(tick, t_tick)
+                    tick += 1
+                    behind = clock.tick_at(now) - tick
+                    if behind > 2:  # suspended or starved: skip ahead instead of bursting
+                        tick += behind
+                if self._reload:
+                    self._reload = False
+                    self.reload()
+                if now >= next_check:
+                    next_check = now + 1.0
+                    self._check_ports(now)
+                if wd and now >= next_wd:
+                    notify.watchdog_ping()
+                    next_wd = now + wd
+                if self.s.stats and now >= next_stats:
+                    next_stats = now + 10.0
+                    log.info(self.stats_line())
+                if end is not None and now >= end:
+                    break
+        except Stop:
+            pass
+        finally:
+            notify.stopping()
+            now = time.perf_counter()
+            if self.s.clock_out:
+                self.out.send([0xFC])  # stop
+            eng.close(now)
+            self.inp.close()
+            self.out.close()
+        return 0
+
+    def request_stop(self) -> None:
+        self._stop = True
+
+    def _drain(self, q) -> None:
+        eng = self.engine
+        while q:
+            data, t = q.popleft()
+            msg = normalise(data)
+            if msg is None:
+                eng.stats.ignored += 1
+                continue
+            if msg.type in ("clock", "start", "stop", "continue", "songpos"):
+                if self.s.clock_in:
+                    bpm = self.follower.message(msg.type, t, getattr(msg, "pos", None))
+                    if bpm and abs(bpm - self.clock.tempo) > 0.5:
+                        self.clock.set_tempo(bpm, eng.tick + 1)
+                continue
+            eng.on_message(msg, t)
+
+    def _check_ports(self, now: float) -> None:
+        if self.inp.check() == "lost":
+            # The performer's held keys went with the keyboard: let them go.
+            for p in list(self.engine.pressed):
+                import mido
+                self.engine.on_message(mido.Message("note_off", note=p), now)
+        self.out.check()
+
+    def stats_line(self) -> str:
+        st = self.engine.stats
+        p50, p99 = st.step_percentiles()
+        errs = self.sched.timing.errors[-5000:]
+        e99 = float(np.percentile(errs, 99)) * 1e3 if errs else float("nan")
+        return (f"notes in {st.notes_in} out {st.notes_out} | step p50 {p50:.3f} ms p99 {p99:.3f} ms | "
+                f"timing p99 {e99:.3f} ms late {self.sched.timing.late} | dropped {self.inp.dropped} ignored {st.ignored}")

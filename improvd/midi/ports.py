@@ -1,0 +1,181 @@
+"""Real MIDI ports through python-rtmidi: ALSA sequencer or JACK, opened by substring or as
+virtual ports, watched so that an unplugged keyboard is reconnected without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+
+import rtmidi
+
+from improvd import ImprovdError
+
+log = logging.getLogger("improvd")
+
+
+class PortError(ImprovdError):
+    pass
+
+
+def pick_api(backend: str) -> int:
+    has_alsa = os.path.exists("/dev/snd/seq")
+    if backend == "alsa":
+        if not has_alsa:
+            raise PortError("backend alsa: this kernel has no ALSA sequencer (/dev/snd/seq is missing): load snd-seq or use --backend jack")
+        return rtmidi.API_LINUX_ALSA
+    if backend == "jack" or (backend == "auto" and not has_alsa):
+        return rtmidi.API_UNIX_JACK
+    return rtmidi.API_LINUX_ALSA
+
+
+def _make(cls, api: int, name: str):
+    try:
+        obj = cls(api, name)
+    except (rtmidi.SystemError, rtmidi.RtMidiError) as e:  # no server
+        which = "JACK server" if api == rtmidi.API_UNIX_JACK else "ALSA sequencer"
+        raise PortError(f"cannot reach the {which} ({e}): start it (e.g. `jackd -d dummy &` or `jackd -d alsa`) or pick another --backend") from None
+    if api == rtmidi.API_UNIX_JACK and obj.get_current_api() != api:
+        raise PortError("python-rtmidi was built without JACK: reinstall python-rtmidi with JACK headers (libjack-jackd2-dev)")
+    return obj
+
+
+def list_ports(backend: str = "auto", client: str = "improvd-list") -> tuple[list[str], list[str]]:
+    api = pick_api(backend)
+    mi, mo = _make(rtmidi.MidiIn, api, client), _make(rtmidi.MidiOut, api, client)
+    try:
+        return mi.get_ports(), mo.get_ports()
+    finally:
+        mi.delete()
+        mo.delete()
+
+
+def match_port(ports: list[str], pattern: str, kind: str, own_client: str | None = None) -> int:
+    """Index of the first port whose name holds ``pattern`` (case-insensitive)."""
+    pat = pattern.lower()
+    for i, name in enumerate(ports):
+        if own_client and name.lower().startswith(own_client.lower() + ":"):
+            continue
+        if pat in name.lower():
+            return i
+    listing = ", ".join(repr(p) for p in ports) or "none"
+    raise PortError(f"{kind} port {pattern!r} not found; {kind} ports here: {listing}")
+
+
+class _Port:
+    """What input and output share: open by pattern or virtually, and re-open when it returns."""
+
+    kind = "?"
+
+    def __init__(self, api: int, client: str, pattern: str | None, virtual: bool, port_name: str):
+        self.api, self.client, self.pattern, self.virtual, self.port_name = api, client, pattern, virtual, port_name
+        self.rt = _make(self._cls(), api, client)
+        self.connected = False
+        self.lost_since: float | None = None
+        self._open(first=True)
+
+    def _cls(self):
+        raise NotImplementedError
+
+    def _open(self, first: bool = False) -> None:
+        if self.virtual or self.pattern is None:
+            self.rt.open_virtual_port(self.port_name)
+            self.connected = True
+            return
+        idx = match_port(self.rt.get_ports(), self.pattern, self.kind, self.client)
+        self.rt.open_port(idx, self.port_name)
+        self.connected = True
+        self.source = self.rt.get_ports()[idx] if idx < len(self.rt.get_ports()) else self.pattern
+
+    def check(self) -> str | None:
+        """Poll once (about a second apart): 'lost' / 'back' when that changed, else None."""
+        if self.virtual or self.pattern is None:
+            return None
+        try:
+            ports = [p for p in self.rt.get_ports() if not p.lower().startswith(self.client.lower() + ":")]
+        except Exception:
+            ports = []
+        present = any(self.pattern.lower() in p.lower() for p in ports)
+        if self.connected and not present:
+            self.connected = False
+            self.lost_since = time.monotonic()
+            log.warning("%s port %r is gone; playing on, reconnecting when it returns", self.kind, self.pattern)
+            try:
+                self.rt.close_port()
+            except Exception:
+                pass
+            return "lost"
+        if not self.connected and present:
+            try:
+                self._open()
+            except ImprovdError:
+                return None
+            log.warning("%s port %r is back, reconnected", self.kind, self.pattern)
+            self.lost_since = None
+            return "back"
+        return None
+
+    def close(self) -> None:
+        try:
+            self.rt.close_port()
+        finally:
+            self.rt.delete()
+
+
+class InputPort(_Port):
+    kind = "input"
+
+    def __init__(self, api, client, pattern, virtual, port_name="in", clock_in=False, maxlen=20000):
+        self.queue: deque = deque(maxlen=maxlen)
+        self.dropped = 0
+        self.clock_in = clock_in
+        super().__init__(api, client, pattern, virtual, port_name)
+        self.rt.ignore_types(sysex=True, timing=not clock_in, active_sense=True)
+        self.rt.set_callback(self._callback)
+
+    def _cls(self):
+        return rtmidi.MidiIn
+
+    def _callback(self, event, _data=None):
+        # rtmidi's thread: stamp and hand over, nothing else; the engine thread does the rest.
+        if len(self.queue) == self.queue.maxlen:
+            self.dropped += 1
+        self.queue.append((event[0], time.perf_counter()))
+
+
+class OutputPort(_Port):
+    kind = "output"
+
+    def __init__(self, api, client, pattern, virtual, port_name="out"):
+        self.on_at_far_end: set = set()  # (channel, note) that the synth has heard start
+        super().__init__(api, client, pattern, virtual, port_name)
+
+    def _cls(self):
+        return rtmidi.MidiOut
+
+    def send(self, data: list) -> None:
+        if not self.connected:
+            return
+        try:
+            self.rt.send_message(data)
+        except Exception:
+            return
+        status = data[0] & 0xF0
+        key = (data[0] & 0x0F, data[1]) if len(data) > 1 else None
+        if status == 0x90 and data[2] > 0:
+            self.on_at_far_end.add(key)
+        elif status == 0x80 or (status == 0x90 and data[2] == 0):
+            self.on_at_far_end.discard(key)
+
+    def check(self):
+        change = super().check()
+        if change == "back":
+            # Whatever it heard start before it went away, it now hears end.
+            for ch, note in sorted(self.on_at_far_end):
+                self.rt.send_message([0x80 | ch, note, 0])
+            self.on_at_far_end.clear()
+            for ch in range(16):
+                self.rt.send_message([0xB0 | ch, 123, 0])
+        return change
