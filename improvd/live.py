@@ -138,6 +138,7 @@ class Daemon:
                 if self.s.clock_out and now >= t_pulse:
                     self.out.send([0xF8])  # 24 per beat: two per 12-per-beat tick
                     pulse += 1
+                if now >= t_tick:
                     eng.on_tick(tick, t_tick)
                     tick += 1
                     behind = clock.tick_at(now) - tick

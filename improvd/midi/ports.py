@@ -56,7 +56,7 @@ def match_port(ports: list[str], pattern: str, kind: str, own_client: str | None
     """Index of the first port whose name holds ``pattern`` (case-insensitive)."""
     pat = pattern.lower()
     for i, name in enumerate(ports):
-        if own_client and name.lower().startswith(own_client.lower() + ":"):
+        if own_client and name.lower().startswith(own_client.lower() + "-"):
             continue
         if pat in name.lower():
             return i
@@ -70,8 +70,10 @@ class _Port:
     kind = "?"
 
     def __init__(self, api: int, client: str, pattern: str | None, virtual: bool, port_name: str):
-        self.api, self.client, self.pattern, self.virtual, self.port_name = api, client, pattern, virtual, port_name
-        self.rt = _make(self._cls(), api, client)
+        # JACK wants one client per rtmidi object and unique client names: NAME-in, NAME-out.
+        self.api, self.client, self.pattern, self.virtual, self.port_name = api, f"{client}-{port_name}", pattern, virtual, port_name
+        self.base_client = client
+        self.rt = _make(self._cls(), api, self.client)
         self.connected = False
         self.lost_since: float | None = None
         self._open(first=True)
@@ -84,7 +86,7 @@ class _Port:
             self.rt.open_virtual_port(self.port_name)
             self.connected = True
             return
-        idx = match_port(self.rt.get_ports(), self.pattern, self.kind, self.client)
+        idx = match_port(self.rt.get_ports(), self.pattern, self.kind, self.base_client)
         self.rt.open_port(idx, self.port_name)
         self.connected = True
         self.source = self.rt.get_ports()[idx] if idx < len(self.rt.get_ports()) else self.pattern
@@ -94,7 +96,7 @@ class _Port:
         if self.virtual or self.pattern is None:
             return None
         try:
-            ports = [p for p in self.rt.get_ports() if not p.lower().startswith(self.client.lower() + ":")]
+            ports = [p for p in self.rt.get_ports() if not p.lower().startswith(self.base_client.lower() + "-")]
         except Exception:
             ports = []
         present = any(self.pattern.lower() in p.lower() for p in ports)

@@ -28,6 +28,7 @@ class JazzModel(StepModel):
         shape = next(s.shape for s in card.inputs if s.name == "h")
         self.state_shape = (int(shape[0]), 1, int(shape[2]))
         self.reset()
+        self._run(0, None)  # warm-up: onnxruntime allocates on the first run, not on stage
 
     # -- state ---------------------------------------------------------------------------
     def reset(self) -> None:
