@@ -47,6 +47,8 @@ def piano_roll(midi_path: str | Path, out: str | Path, title: str | None = None)
         ax.axvline(b * 4 * beat, color="#999", lw=0.5, alpha=0.5)
     ax.set_xlabel("seconds (lines: bars)")
     ax.set_ylabel("MIDI pitch")
+    from matplotlib.ticker import MaxNLocator
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title or Path(midi_path).name)
     ax.legend(handles=[Patch(color=colour[t], label=names.get(t, f"track {t}")) for t in tracks], loc="upper right")
     fig.tight_layout()
