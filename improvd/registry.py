@@ -14,6 +14,7 @@ Signatures:
 TRAIN = {
     ("jazz", "default"): "training.jazz:train",
     ("jazz", "tiny"): "training.jazz:train",
+    ("jazz", "large"): "training.jazz:train",
     ("jazz", "deepjazz"): "training.deepjazz:train",
     ("rnnrbm", "*"): "training.rnnrbm:train",
     ("folk", "*"): "training.folk:train",
@@ -22,6 +23,7 @@ TRAIN = {
 EXPORT = {
     ("jazz", "default"): "training.jazz:export",
     ("jazz", "tiny"): "training.jazz:export",
+    ("jazz", "large"): "training.jazz:export",
     ("jazz", "deepjazz"): "training.deepjazz:export",
     ("rnnrbm", "*"): "training.rnnrbm:export",
     ("folk", "*"): "training.folk:export",

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# Train the bundled jazz model on the lent GPU and bring back a model-only checkpoint.
-# Usage (on the GPU box, repo root): bash training/gpu_jazz.sh DATA.jsonl
+# Train jazz presets on the lent GPU and bring back model-only checkpoints.
+# Usage (on the GPU box, repo root): bash training/gpu_jazz.sh DATA.jsonl PRESET [PRESET...]
 set -euo pipefail
 export PYTHONUNBUFFERED=1
-data=${1:-.data/wjazzd_chords.trainvalid.jsonl}
+data=$1; shift
 nvidia-smi --query-gpu=name --format=csv,noheader || true
-python3 -m training.cli_train jazz --data "$data" --out runs/jazz "${@:2}"
-python3 - <<'PY'
-import torch, os, shutil
-s = torch.load("runs/jazz/best.pt", map_location="cpu", weights_only=False)
-slim = {k: s[k] for k in ("model", "describe", "history", "config", "epoch", "best")}
-out = os.environ.get("OUT", "out")
-os.makedirs(out, exist_ok=True)
-torch.save(slim, f"{out}/best.pt")
-for f in ("metrics.json", "loss.png"):
-    shutil.copy(f"runs/jazz/{f}", out)
+out=${OUT:-out}; mkdir -p "$out"
+for preset in "$@"; do
+  python3 -m training.cli_train jazz --preset "$preset" --data "$data" --out "runs/jazz-$preset" 2>&1 | grep -vE "Warning|warn" | tail -4
+  python3 - "$preset" "$out" <<'PY'
+import sys, torch, shutil
+preset, out = sys.argv[1], sys.argv[2]
+s = torch.load(f"runs/jazz-{preset}/best.pt", map_location="cpu", weights_only=False)
+torch.save({k: s[k] for k in ("model", "describe", "history", "config", "epoch", "best")}, f"{out}/{preset}.best.pt")
+shutil.copy(f"runs/jazz-{preset}/metrics.json", f"{out}/{preset}.metrics.json")
+shutil.copy(f"runs/jazz-{preset}/loss.png", f"{out}/{preset}.loss.png")
 PY
+done

@@ -1,0 +1,1 @@
+"""Offline evaluation and generation with the runtime models (onnxruntime, no torch)."""
