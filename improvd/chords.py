@@ -91,6 +91,9 @@ def parse_chord(symbol: str) -> Chord:
     letter, accidental, quality, _bass = m.groups()
     pc = _LETTER_PC[letter.upper()]
     pc += {"#": 1, "♯": 1, "b": -1, "♭": -1, "": 0}[accidental]
+    quality = quality.replace("6/9", "69")
+    if "/" in quality:  # a slash not followed by a valid bass note, e.g. Dm7/Q
+        raise ImprovdError(f"chord {symbol!r}: the bass note after '/' must be A-G with an optional # or b, e.g. Bb7/D")
     kind = _QUALITIES.get(quality)
     if kind is None:
         # Tolerate extensions after a known quality, e.g. m7(11) or 13(#11).
