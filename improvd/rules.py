@@ -58,6 +58,12 @@ def max_leap(n: Candidate, c: RuleContext) -> Candidate:
     return replace(n, pitch=p)
 
 
+def _in_range(q: int, n: Candidate, c: RuleContext) -> bool:
+    """A step may not leave the range a note was already in (the range is the user's promise)."""
+    lo, hi = c.settings.range_low, c.settings.range_high
+    return lo <= q <= hi or not lo <= n.pitch <= hi
+
+
 def max_repeats(n: Candidate, c: RuleContext) -> Candidate:
     """More than max_repeats of one pitch in a row: step to the nearest other chord or scale tone."""
     k = c.settings.max_repeats
@@ -65,7 +71,7 @@ def max_repeats(n: Candidate, c: RuleContext) -> Candidate:
         return n
     pool = (c.chord.tones | c.chord.scale) if c.chord else frozenset(range(12))
     for d in (1, -1, 2, -2, 3, -3, 4, -4, 5, -5):
-        if (n.pitch + d) % 12 in pool:
+        if (n.pitch + d) % 12 in pool and _in_range(n.pitch + d, n, c):
             return replace(n, pitch=n.pitch + d)
     return n
 
@@ -83,7 +89,7 @@ def snap(n: Candidate, c: RuleContext) -> Candidate:
     if n.pitch % 12 in pool:
         return n
     for d in (1, -1, 2, -2, 3, -3):
-        if (n.pitch + d) % 12 in pool:
+        if (n.pitch + d) % 12 in pool and _in_range(n.pitch + d, n, c):
             return replace(n, pitch=n.pitch + d)
     return n
 
