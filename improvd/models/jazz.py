@@ -108,7 +108,12 @@ class JazzModel(StepModel):
             mask = mask.copy()
             mask[0] = True  # an answer opens with a note, so it is heard when it is due
         pt = sample(pl, ctx.rng, ctx.temperature, ctx.top_p, mask)
-        dt = sample(dl, ctx.rng, ctx.temperature, ctx.top_p)
+        # Rhythm is sampled on its own settings: narrowing it (top-p) crowds out rests and
+        # long notes, and the answer turns into running 8ths.
+        s = self.card.sampling
+        base = float(s.get("temperature", 1.0)) or 1.0
+        dt = sample(dl, ctx.rng, ctx.temperature / base * float(s.get("duration_temperature", base)),
+                    float(s.get("duration_top_p", ctx.top_p)))
         ev = Event(enc.token_pitch(pt), enc.token_duration(dt), onset, chord)
         return ev, h, c, before
 
