@@ -331,6 +331,8 @@ def train(cfg: TrainConfig) -> dict:
     p = preset(cfg)
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
+    if device.type == "cpu":  # tiny matrices: one thread beats two fighting over the cache
+        torch.set_num_threads(int(cfg.extra.get("threads", 1)))
     train_r, valid_r, data, ft = load_splits(cfg)
     if not train_r:
         raise ImprovdError(f"no training pieces of at least 2 frames in {data}: check the data path")
@@ -349,9 +351,14 @@ def train(cfg: TrainConfig) -> dict:
     pieces = chunks(train_r, p["chunk"])
     ais = dict(QUICK_AIS, **{k: int(cfg.extra[k]) for k in ("chains", "betas") if k in cfg.extra})
     eval_every = max(1, int(p["eval_every"]))
-    state = {"epoch": 0, "last": None}
+    state = {"epoch": 0, "last": None, "out_of_time": False}
+    deadline = time.time() + float(cfg.extra["max_seconds"]) if cfg.extra.get("max_seconds") else None
 
     def batches(epoch):
+        if deadline is not None and time.time() > deadline:
+            state["out_of_time"] = True  # a measured fraction of the run: stop at this epoch
+            cfg.patience = 1
+            return
         order = list(pieces)
         rng.shuffle(order)
         for i in range(0, len(order), p["batch_size"]):
@@ -372,6 +379,8 @@ def train(cfg: TrainConfig) -> dict:
         e = state["epoch"]
         if not valid_r:
             return {}
+        if state["out_of_time"]:
+            return {"valid_loss": math.inf, "valid_ll": -math.inf}
         if state["last"] is None or e % eval_every == 0 or e == p["epochs"]:
             r = log_likelihood(net, valid_r, device, ais["chains"], ais["betas"], seed=e)
             state["last"] = {"valid_loss": -r["ll_per_step"], "valid_ll": r["ll_per_step"]}
@@ -386,6 +395,14 @@ def train(cfg: TrainConfig) -> dict:
                 "valid_eval_every": eval_every}
     summary = fit(net, opt, cfg, run, p["epochs"], batches, step, evaluate, device, None, describe,
                   loss_label="nats per frame (train: CD reconstruction xent; valid: AIS NLL)")
+    if state["out_of_time"]:  # drop the empty epoch that ended the run; say it was cut
+        hist = [h for h in summary["history"] if not math.isinf(h.get("valid_loss", 0.0))]
+        train_s = sum(h["seconds"] for h in hist)
+        summary.update(history=hist, epochs_run=len(hist), stopped_by_time=True,
+                       train_seconds_measured=round(train_s, 2),
+                       extrapolated_seconds_all_epochs=round(train_s / max(1, len(hist)) * p["epochs"], 1))
+        run.write_json("metrics.json", summary)
+        run.plot_losses(hist, "nats per frame")
     return summary
 
 
@@ -564,3 +581,116 @@ def generate(model: str, out: Path, length: int | None = None, seed: int | None 
     from improvd.plot import piano_roll
     piano_roll(midi, png, title=f"RNN-RBM sample ({info['name']}, {len(roll)} frames of {ft} ticks, seed {seed or 0})")
     return [midi, png]
+
+
+# -- command line (the GPU box has torch but not the improvd CLI's mido/rtmidi) ----------------
+def _parse_extra(items: list[str]) -> dict:
+    out = {}
+    for it in items:
+        k, _, v = it.partition("=")
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m training.rnnrbm")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train one preset")
+    t.add_argument("--preset", default="default")
+    t.add_argument("--data", action="append", default=[])
+    t.add_argument("--out", required=True)
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--max-items", type=int)
+    t.add_argument("--set", nargs="*", default=[], help="preset overrides, key=value")
+    e = sub.add_parser("evaluate", help="LL (AIS) and ACC of a run folder or exported model")
+    e.add_argument("model")
+    e.add_argument("--data", action="append", default=[])
+    e.add_argument("--split", default="valid")
+    e.add_argument("--n", type=int, default=0)
+    e.add_argument("--chains", type=int)
+    e.add_argument("--betas", type=int)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json")
+    g = sub.add_parser("gpu-job", help="the sweep + timing + evaluation run on the lent GPU")
+    g.add_argument("--data", required=True)
+    g.add_argument("--out", required=True)
+    g.add_argument("--seconds", type=float, default=300)
+    a = ap.parse_args(argv)
+    if a.cmd == "gpu-job":
+        return gpu_job(a.data, Path(a.out), a.seconds)
+    if a.cmd == "train":
+        cfg = TrainConfig(family="rnnrbm", preset=a.preset, data=a.data, out=a.out, epochs=a.epochs, device=a.device,
+                          seed=a.seed, max_items=a.max_items, extra=_parse_extra(a.set))
+        s = train(cfg)
+        print(f"best valid loss {s['best_valid_loss']:.4f} after {s['epochs_run']} epochs in {s['wall_seconds']:.1f}s on {s['device_name']}")
+    else:
+        r = evaluate(a.model, a.data, a.split, a.n, 0, a.chains, a.betas, a.device)
+        if a.json:
+            Path(a.json).write_text(json.dumps(r, indent=2) + "\n")
+    return 0
+
+
+SWEEP = {
+    "default": [],
+    "h300": ["hidden=300"],
+    "transpose3": ["transpose=3"],
+    "h300-k25": ["hidden=300", "k=25"],
+}
+
+
+def gpu_job(data: str, out: Path, seconds: float) -> int:
+    """One device call: the 'default' candidates and the 'tutorial' preset train side by side
+    (one process each, same GPU) under a time guard; each is then evaluated with the full AIS;
+    the best default on valid LL comes back with its checkpoint, the rest as figures."""
+    import shutil
+    import subprocess
+    import sys
+
+    out.mkdir(parents=True, exist_ok=True)
+    procs = {}
+    for name, sets in SWEEP.items():
+        cmd = [sys.executable, "-m", "training.rnnrbm", "train", "--preset", "default", "--data", data,
+               "--out", f"runs/gpu-{name}", "--set", f"max_seconds={seconds}", *sets]
+        procs[name] = subprocess.Popen(cmd, stdout=open(f"runs/gpu-{name}.log", "w"), stderr=subprocess.STDOUT)
+    cmd = [sys.executable, "-m", "training.rnnrbm", "train", "--preset", "tutorial", "--data", data,
+           "--out", "runs/gpu-tutorial", "--set", f"max_seconds={seconds}", "eval_every=10"]
+    procs["tutorial"] = subprocess.Popen(cmd, stdout=open("runs/gpu-tutorial.log", "w"), stderr=subprocess.STDOUT)
+    for name, pr in procs.items():
+        rc = pr.wait()
+        print(f"{name}: exit {rc}", flush=True)
+        print(Path(f"runs/gpu-{name}.log").read_text()[-600:], flush=True)
+    summary = {}
+    for name in procs:
+        rd = Path(f"runs/gpu-{name}")
+        if not (rd / "metrics.json").exists():
+            continue
+        m = json.loads((rd / "metrics.json").read_text())
+        r = evaluate(str(rd), [data], "valid", 0, 0, show=False)
+        (rd / "eval.json").write_text(json.dumps(r, indent=2) + "\n")
+        summary[name] = {k: m.get(k) for k in ("best_valid_loss", "epochs_run", "wall_seconds", "stopped_by_time",
+                                                 "extrapolated_seconds_all_epochs", "train_seconds_measured",
+                                                 "pretrain_seconds", "device_name")}
+        summary[name]["eval"] = r
+        print(name, json.dumps(summary[name]), flush=True)
+    best = min((n for n in summary if n != "tutorial"), key=lambda n: -summary[n]["eval"]["ll_per_step"])
+    summary["chosen_default"] = best
+    (out / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
+    for name, files in ((best, ("best.pt", "metrics.json", "loss.png", "eval.json")), ("tutorial", ("best.pt", "metrics.json", "loss.png"))):
+        for f in files:
+            src = Path(f"runs/gpu-{name}") / f
+            if src.exists():
+                shutil.copy(src, out / f"{name if name == 'tutorial' else 'default'}.{f}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
