@@ -210,3 +210,59 @@ def export(run_dir: Path, out_prefix: Path, name: str | None = None) -> Path:
         metrics={k: v for k, v in best.items() if k.startswith("valid") or k in ("epoch", "train_loss")},
     )
     return out_prefix.with_suffix(".json")
+
+
+def _onnx_lstm_to_torch(w: np.ndarray) -> np.ndarray:
+    """ONNX stacks LSTM gates i, o, f, c; torch stacks i, f, g(=c), o."""
+    i, o, f, c = np.split(w, 4, axis=0)
+    return np.concatenate([i, f, c, o], axis=0)
+
+
+def torch_step_from_onnx(onnx_path: Path) -> JazzStep:
+    """The bundled graph's own weights in an eager torch module: the benchmark's baseline, and a
+    check that the export kept every weight (the round trip must reproduce the logits)."""
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(str(onnx_path)).graph
+    init = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    lstms = [n for n in g.node if n.op_type == "LSTM"]
+    hidden = int(next(a.i for a in lstms[0].attribute if a.name == "hidden_size"))
+    emb = init["net.pitch_emb.weight"].shape[1]
+    net = JazzLSTM(hidden=hidden, layers=len(lstms), dropout=0.0, emb=emb)
+    sd = {k[4:]: torch.from_numpy(v.copy()) for k, v in init.items() if k.startswith("net.")}
+    for layer, node in enumerate(lstms):
+        W, R, B = (init[node.input[k]][0] for k in (1, 2, 3))
+        sd[f"lstm.weight_ih_l{layer}"] = torch.from_numpy(_onnx_lstm_to_torch(W))
+        sd[f"lstm.weight_hh_l{layer}"] = torch.from_numpy(_onnx_lstm_to_torch(R))
+        sd[f"lstm.bias_ih_l{layer}"] = torch.from_numpy(_onnx_lstm_to_torch(B[: 4 * hidden]))
+        sd[f"lstm.bias_hh_l{layer}"] = torch.from_numpy(_onnx_lstm_to_torch(B[4 * hidden:]))
+    net.load_state_dict(sd)
+    return JazzStep(net.eval())
+
+
+class TorchJazzBaseline:
+    """Steps the bundled weights with torch eager, sampling and rules as the daemon does."""
+
+    def __init__(self, card_path: Path):
+        from improvd.models.card import ModelCard
+
+        card = ModelCard.load(card_path)
+        self.step = torch_step_from_onnx(card_path.with_name(card.onnx_file))
+        L, H = self.step.net.layers, self.step.net.hidden
+        self.h = torch.zeros(L, 1, H)
+        self.c = torch.zeros(L, 1, H)
+        self.card = card
+
+    @torch.inference_mode()
+    def bench_step(self, rng, chord, tick: int, prev):
+        from improvd.encoding.events import Event
+        from improvd.sampling import sample
+
+        pp, pd, pos, cond = enc.step_input(prev, tick, chord)
+        pl, dl, self.h, self.c = self.step(torch.tensor([pp]), torch.tensor([pd]), torch.tensor([pos]),
+                                           torch.from_numpy(cond)[None], self.h, self.c)
+        s = self.card.sampling
+        pt = sample(pl[0].numpy(), rng, float(s.get("temperature", 1.0)), float(s.get("top_p", 1.0)))
+        dt = sample(dl[0].numpy(), rng, float(s.get("duration_temperature", 1.0)), float(s.get("duration_top_p", 1.0)))
+        return Event(enc.token_pitch(pt), enc.token_duration(dt), tick, chord)

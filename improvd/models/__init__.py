@@ -32,6 +32,9 @@ def bundled_models() -> list[Path]:
     seen, out = set(), []
     for d in model_dirs():
         for p in sorted(d.glob("*.json")) if d.is_dir() else []:
+            # a card sits beside its graph; NAME.metrics.json and friends do not
+            if "." in p.stem or not p.with_suffix(".onnx").exists():
+                continue
             if p.name not in seen:
                 seen.add(p.name)
                 out.append(p)

@@ -1,0 +1,215 @@
+"""``improvd bench``: the figures the issues set targets for, measured in one run.
+
+- step cost (model + sampling + rules) p50/p99 per bundled model with onnxruntime, beside the
+  same weights stepped by torch eager (when torch is installed): the ratio is the figure;
+- output timing error (sent minus due) p50/p99 of the live daemon over a JACK loopback, and
+  the arrival delay a client on the other end sees;
+- resident memory and time-to-ready of ``improvd run`` as a separate process.
+
+All on one core (the daemon pins onnxruntime to one thread), on whatever machine runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from improvd.chords import Progression
+from improvd.config import load_settings
+from improvd.encoding import BAR_TICKS
+from improvd.models import bundled_models, load_model
+from improvd.rules import Candidate, RuleContext, apply_rules
+
+
+def percentiles(xs) -> tuple[float, float]:
+    a = np.asarray(xs, float) * 1e3
+    return float(np.percentile(a, 50)), float(np.percentile(a, 99))
+
+
+def step_cost(name: str, steps: int) -> dict:
+    """Event steps of the runtime model through its own play() plus the rule chain."""
+    from improvd.models.base import PlayContext
+
+    m = load_model(name)
+    s = load_settings(config=None, flags={"model": name}, environ={})
+    prog = Progression.parse("Dm7 G7 | Cmaj7 % | Em7 A7 | Dm7 G7", BAR_TICKS)
+    rng = np.random.default_rng(0)
+    m.begin_answer(0)
+    costs, tick = [], 0
+    recent: list = []
+    while len(costs) < steps and tick < steps * 200:
+        t0 = time.perf_counter()
+        notes = m.play(PlayContext(tick=tick, chord=prog.at(tick), rng=rng, temperature=float(m.card.sampling.get("temperature", 1.0)),
+                                   top_p=float(m.card.sampling.get("top_p", 1.0)), held=frozenset({60, 64, 67}) if "harmonize" in m.modes else frozenset(),
+                                   starting=tick == 0, extra={"chord_at": prog.at, "onset": tick % 12 == 0}))
+        rc = RuleContext(prog.at(tick), tuple(recent[-8:]), 80.0, 0, rng, s.rules)
+        for n in notes:
+            c = apply_rules(Candidate(n.pitch, n.velocity, n.duration), rc, s.rules.order)
+            if c:
+                recent.append(c.pitch)
+        dt = time.perf_counter() - t0
+        if notes or getattr(m, "pending", None) is not None and dt > 2e-5:
+            costs.append(dt)
+        tick += 1
+    out = {"model": name, "family": m.family, "steps": len(costs)}
+    if costs:
+        out["ort_p50"], out["ort_p99"] = percentiles(costs)
+    base = torch_baseline(m, steps, prog, s)
+    if base:
+        out["torch_p50"], out["torch_p99"] = base
+    return out
+
+
+def torch_baseline(m, steps: int, prog, s):
+    if m.family != "jazz":
+        return None
+    try:
+        import torch
+        from training.jazz import TorchJazzBaseline
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    b = TorchJazzBaseline(m.path)
+    rng = np.random.default_rng(0)
+    prev, tick, costs, recent = None, 0, [], []
+    for _ in range(50):  # warm-up
+        prev = b.bench_step(rng, prog.at(tick), tick, prev)
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        ev = b.bench_step(rng, prog.at(tick), tick, prev)
+        rc = RuleContext(prog.at(tick), tuple(recent[-8:]), 80.0, 0, rng, s.rules)
+        if ev.pitch >= 0:
+            c = apply_rules(Candidate(ev.pitch, 90, ev.duration), rc, s.rules.order)
+            if c:
+                recent.append(c.pitch)
+        costs.append(time.perf_counter() - t0)
+        prev, tick = ev, tick + ev.duration
+    return percentiles(costs)
+
+
+def jack_timing(seconds: float, model: str = "jazz") -> dict | None:
+    """The daemon in duet mode on virtual JACK ports, a client recording its output."""
+    import rtmidi
+
+    from improvd.live import Daemon
+    from improvd.midi.ports import PortError
+
+    name = f"bench{os.getpid()}"
+    try:
+        s = load_settings(config=None, flags=dict(virtual=True, client_name=name, backend="jack", mode="duet",
+                                                   model=model, tempo=140, seed=1), environ={})
+        d = Daemon(s)
+    except PortError as e:
+        return {"error": str(e)}
+    d.sent_log = []
+    arrivals = []
+    rec = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, f"{name}-rec")
+    rec.set_callback(lambda ev, _d: arrivals.append((time.perf_counter(), tuple(ev[0]))))
+    for i, p in enumerate(rec.get_ports()):
+        if p.startswith(f"{name}-out:"):
+            rec.open_port(i, "in")
+    th = threading.Thread(target=d.run, kwargs={"duration": seconds})
+    th.start()
+    th.join()
+    time.sleep(0.2)
+    rec.delete()
+    errs = [now - due for due, now, _ in d.sent_log]
+    out = {"messages": len(errs)}
+    if errs:
+        out["sent_p50"], out["sent_p99"] = percentiles(errs)
+    # arrival: pair each sent message with the first unclaimed identical message heard after it
+    from collections import defaultdict, deque
+    heard = defaultdict(deque)
+    for t, data in arrivals:
+        heard[tuple(data)].append(t)
+    delays = []
+    for due, now, data in d.sent_log:
+        q = heard[tuple(data)]
+        while q and q[0] < now:
+            q.popleft()
+        if q:
+            delays.append(q.popleft() - due)
+    if delays:
+        out["arrive_p50"], out["arrive_p99"] = percentiles(delays)
+    out["step_p50"], out["step_p99"] = d.engine.stats.step_percentiles()
+    return out
+
+
+def process_figures(seconds: float = 6.0) -> dict:
+    """RSS and time-to-ready of `improvd run` as users start it (a separate process)."""
+    name = f"rss{os.getpid()}"
+    t0 = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-m", "improvd", "run", "--backend", "jack", "--virtual", "--name", name,
+                          "--mode", "duet", "--duration", str(seconds)], stderr=subprocess.PIPE, text=True)
+    ready = None
+    lines = []
+    peak = peak_own = 0
+    while True:
+        line = p.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if ready is None and "ready in" in line:
+            ready = time.perf_counter() - t0
+            break
+    while p.poll() is None:
+        try:
+            status = Path(f"/proc/{p.pid}/status").read_text()
+            kb = {k: int(re.search(rf"{k}:\s+(\d+)", status).group(1)) for k in ("VmRSS", "RssAnon", "RssFile")}
+            peak = max(peak, kb["VmRSS"])
+            # RssShmem is the JACK server's shared segment, mapped into every JACK client
+            peak_own = max(peak_own, kb["RssAnon"] + kb["RssFile"])
+        except (OSError, AttributeError):
+            pass
+        time.sleep(0.2)
+    rest = p.stderr.read()
+    if p.returncode != 0:
+        return {"error": (''.join(lines) + rest).strip().splitlines()[-1] if (lines or rest) else f"exit {p.returncode}"}
+    return {"ready_s": ready, "rss_mb": peak / 1024, "rss_own_mb": peak_own / 1024}
+
+
+def main(models: list[str], steps: int, jack: bool, seconds: float) -> dict:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    names = models or [p.stem for p in bundled_models()]
+    t = Table(title=f"step cost, ms (model + sampling + rules), {steps} steps, one thread")
+    for col in ("model", "family", "ORT p50", "ORT p99", "torch eager p50", "torch eager p99", "speed-up p99"):
+        t.add_column(col, justify="right" if col not in ("model", "family") else "left")
+    results = {"steps": []}
+    for n in names:
+        try:
+            r = step_cost(n, steps)
+        except Exception as e:  # one broken artifact must not hide the others' figures
+            t.add_row(n, "?", f"error: {str(e)[:60]}", "", "", "", "")
+            continue
+        results["steps"].append(r)
+        f = lambda k: f"{r[k]:.3f}" if k in r else "n/a"
+        ratio = f"{r['torch_p99'] / r['ort_p99']:.1f}x" if "torch_p99" in r and r.get("ort_p99") else "n/a"
+        t.add_row(n, r["family"], f("ort_p50"), f("ort_p99"), f("torch_p50"), f("torch_p99"), ratio)
+    con.print(t)
+    if jack:
+        jt = jack_timing(seconds)
+        results["jack"] = jt
+        if jt and "error" not in jt:
+            con.print(f"JACK loopback, {seconds:g} s duet, {jt['messages']} messages: sent-minus-due p50 {jt.get('sent_p50', float('nan')):.3f} ms "
+                      f"p99 {jt.get('sent_p99', float('nan')):.3f} ms; arrival at the client p50 {jt.get('arrive_p50', float('nan')):.3f} ms "
+                      f"p99 {jt.get('arrive_p99', float('nan')):.3f} ms; engine tick p99 {jt['step_p99']:.3f} ms")
+            pf = process_figures()
+            results["process"] = pf
+            if "error" in pf:
+                con.print(f"improvd run: {pf['error']}")
+            else:
+                con.print(f"improvd run: ready in {pf['ready_s']:.2f} s (process start to ready line), resident memory peak {pf['rss_own_mb']:.1f} MB "
+                          f"of its own ({pf['rss_mb']:.1f} MB counting the JACK server's shared memory it maps)")
+        else:
+            con.print(f"JACK loopback skipped: {jt.get('error') if jt else 'no JACK'}")
+    return results
