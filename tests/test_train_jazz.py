@@ -1,0 +1,171 @@
+"""Training smoke test, export parity and refusal of mismatched artifacts (jazz family)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from improvd.encoding import jazz as enc  # noqa: E402
+from improvd.models import load_model  # noqa: E402
+from improvd.models.card import ModelError  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "jazz" / "wjazzd_chords.trainvalid.jsonl"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One epoch of the tiny preset on a handful of solos, on the CPU, through the real CLI."""
+    if not DATA.exists():
+        pytest.skip("../shared/data is not beside the repo")
+    out = tmp_path_factory.mktemp("run")
+    r = subprocess.run([sys.executable, "-m", "improvd", "train", "jazz", "--preset", "tiny", "--data", str(DATA),
+                        "--max-items", "8", "--device", "cpu", "--out", str(out / "run"), "--seed", "3"],
+                       capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run([sys.executable, "-m", "improvd", "export", str(out / "run"), "-o", str(out / "m" / "tiny")],
+                       capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out
+
+
+def test_training_writes_checkpoints_metrics_and_curve(tiny_run):
+    run = tiny_run / "run"
+    for f in ("last.pt", "best.pt", "metrics.json", "loss.png"):
+        assert (run / f).exists(), f
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["epochs_run"] == 1 and m["device"] == "cpu"
+    # one epoch on 8 solos already beats a uniform guess over pitch x duration
+    assert np.isfinite(m["best_valid_loss"]) and m["best_valid_loss"] < np.log(enc.N_PITCH) + np.log(enc.N_DUR)
+    assert m["history"][0]["valid_top5"] > 0
+
+
+def test_resume_continues_from_last_epoch(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run / "run", run)
+    r = subprocess.run([sys.executable, "-m", "improvd", "train", "jazz", "--preset", "tiny", "--data", str(DATA),
+                        "--max-items", "8", "--device", "cpu", "--out", str(run), "--epochs", "2", "--resume"],
+                       capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-2000:]
+    hist = json.loads((run / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in hist] == [1, 2]
+
+
+def test_same_seed_same_weights(tmp_path):
+    if not DATA.exists():
+        pytest.skip("no shared data")
+    from training import jazz
+    from training.loop import TrainConfig
+
+    sums = []
+    for i in range(2):
+        jazz.train(TrainConfig(family="jazz", preset="tiny", data=[str(DATA)], out=str(tmp_path / f"r{i}"),
+                               max_items=4, device="cpu", seed=11))
+        sd = torch.load(tmp_path / f"r{i}" / "last.pt", weights_only=False)["model"]
+        sums.append(sum(float(v.double().sum()) for v in sd.values()))
+    assert sums[0] == sums[1]
+
+
+def test_onnx_step_matches_torch_over_200_steps(tiny_run):
+    """The exported step graph, run step by step with its state fed back, against the torch
+    module run over the whole sequence: max abs logit difference <= 1e-4."""
+    from training.jazz import load_run
+    from training.corpora import load_wjazzd
+
+    net, _ = load_run(tiny_run / "run")
+    events = [e for _, ev in load_wjazzd(DATA)[:3] for e in ev][:200]
+    x, _tp, _td = enc.encode(events)
+    with torch.no_grad():
+        pl, dl, _ = net(*(torch.from_numpy(a)[None] for a in (x.prev_pitch, x.prev_dur, x.pos, x.cond)))
+    m = load_model(str(tiny_run / "m" / "tiny.json"))
+    h, c = m.h, m.c
+    worst = 0.0
+    for i in range(len(events)):
+        out = m.sess.run(None, {"prev_pitch": x.prev_pitch[i:i + 1], "prev_dur": x.prev_dur[i:i + 1],
+                                "pos": x.pos[i:i + 1], "cond": x.cond[i:i + 1], "h": h, "c": c})
+        h, c = out[2], out[3]
+        worst = max(worst, float(np.abs(out[0][0] - pl[0, i].numpy()).max()), float(np.abs(out[1][0] - dl[0, i].numpy()).max()))
+    assert len(events) == 200
+    assert worst <= 1e-4, worst
+
+
+def _copy_model(src: Path, dst: Path, name: str = "m") -> Path:
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src.with_suffix(".onnx"), dst / f"{name}.onnx")
+    card = json.loads(src.read_text())
+    card["onnx_file"] = f"{name}.onnx"
+    (dst / f"{name}.json").write_text(json.dumps(card))
+    return dst / f"{name}.json"
+
+
+BUNDLED = REPO / "models" / "jazz.json"
+
+
+def test_truncated_graph_is_refused(tmp_path):
+    p = _copy_model(BUNDLED, tmp_path)
+    data = (tmp_path / "m.onnx").read_bytes()
+    (tmp_path / "m.onnx").write_bytes(data[: len(data) // 2])
+    card = json.loads(p.read_text())
+    card["sha256"] = ""  # even without the hash check, the graph itself is refused
+    p.write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="cannot be loaded"):
+        load_model(str(p))
+
+
+def test_graph_from_another_run_is_refused(tmp_path):
+    p = _copy_model(BUNDLED, tmp_path)
+    with open(tmp_path / "m.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ModelError, match="does not match its card"):
+        load_model(str(p))
+
+
+def test_other_encoding_is_refused(tmp_path):
+    p = _copy_model(BUNDLED, tmp_path)
+    card = json.loads(p.read_text())
+    card["encoding"]["version"] = 99
+    p.write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="encoding"):
+        load_model(str(p))
+
+
+def test_card_naming_wrong_inputs_is_refused(tmp_path):
+    p = _copy_model(BUNDLED, tmp_path)
+    card = json.loads(p.read_text())
+    card["inputs"][0]["name"] = "tokens"
+    p.write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="no input 'tokens'"):
+        load_model(str(p))
+
+
+def test_not_json_card_is_refused(tmp_path):
+    p = _copy_model(BUNDLED, tmp_path)
+    p.write_text("{not json")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        load_model(str(p))
+
+
+def test_cli_refuses_a_corrupt_model_with_one_line(tmp_path):
+    p = _copy_model(BUNDLED, tmp_path)
+    (tmp_path / "m.onnx").write_bytes(b"garbage")
+    r = subprocess.run([sys.executable, "-m", "improvd", "replay", str(REPO / "examples" / "blues_calls.mid"),
+                        "-o", str(tmp_path / "out.mid"), "--model", str(p)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "re-export" in r.stderr
+    assert not (tmp_path / "out.mid").exists()
+
+
+def test_bundled_model_is_small_and_trained():
+    card = json.loads(BUNDLED.read_text())
+    assert (REPO / "models" / "jazz.onnx").stat().st_size < 20 * 2**20
+    assert card["metrics"]["valid_loss"] < 5.0  # an untrained model sits near ln(82)+ln(54) = 8.4
+    assert card["training"]["train_pieces"] > 200
