@@ -83,6 +83,8 @@ def replay(
     track: Annotated[Optional[list[int]], typer.Option("--track", help="only these tracks of the input (repeatable)")] = None,
     beats: Annotated[Optional[str], typer.Option("--beats", help="only this window of beats, e.g. 476:548")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="also draw a piano roll PNG")] = None,
+    realtime: Annotated[bool, typer.Option("--realtime", help="play it through real ports on the wall clock instead")] = False,
+    backend: Annotated[Optional[str], typer.Option("--backend", help="for --realtime: alsa | jack")] = None,
     config: Config = None, model: Model = None, mode: Mode = None, wait: Wait = None, bars: Bars = None,
     tempo: Tempo = None, swing: Swing = None, chords: Chords = None, chords_file: ChordsFile = None,
     split: Split = None, temperature: Temp = None, top_p: TopP = None, seed: Seed = None, voices: Voices = None,
@@ -91,7 +93,7 @@ def replay(
     """Drive the engine from a MIDI file on a virtual clock and write what it answers."""
     from improvd.config import load_settings
     from improvd.midi.files import read_midi
-    from improvd.replay import replay as do_replay, select, write_result
+    from improvd.replay import replay as do_replay, replay_realtime, select, write_result
 
     flags = _flags(locals())
     perf = read_midi(performance)
@@ -106,9 +108,8 @@ def replay(
     if "tempo" not in flags:
         flags["tempo"] = round(perf.tempo, 3)
     settings = load_settings(config, flags)
-    res = do_replay(perf, settings)
-    from improvd.replay import write_result as _w
-    _w(res, output)
+    res = replay_realtime(perf, settings) if realtime else do_replay(perf, settings)
+    write_result(res, output)
     ons = sum(1 for _, m in res.machine if m.type == "note_on")
     p50, p99 = res.engine.stats.step_percentiles()
     typer.echo(f"wrote {output}: {len(res.performer) // 2} performer notes, {ons} improvd notes "

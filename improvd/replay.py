@@ -6,6 +6,7 @@ same objects ``improvd run`` uses, only the clock is counted instead of waited f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,9 +73,11 @@ def replay(perf: Performance, settings: Settings, model=None, tail_bars: int | N
     i, tick = 0, 0
     while True:
         t_tick = clock.time_of(tick)
-        while i < len(performer) and performer[i][0] < t_tick:
+        while i < len(performer) and performer[i][0] <= t_tick:
             t, msg = performer[i]
-            sched.flush(t)
+            # Input wins a tie, as live (input is drained before the flush): a barge-in at the
+            # instant an answer note is due stops it instead of leaving an on/off pair at one time.
+            sched.flush(math.nextafter(t, -math.inf))
             engine.on_message(msg, t)
             engine.on_input_now(t)
             i += 1
@@ -99,3 +102,64 @@ def write_result(res: ReplayResult, path: Path) -> None:
     perf_msgs = [(t, m) for t, m in res.performer]
     mach = [(t, m) for t, m in res.machine if m.type in ("note_on", "note_off")]
     write_midi(path, [("performer", perf_msgs), ("improvd", mach)], res.tempo)
+
+
+def replay_realtime(perf: Performance, settings: Settings) -> ReplayResult:
+    """The file played on the wall clock into the live daemon through real ports, its output
+    port recorded: the whole stage path (ports, threads, timing), for checking a set-up."""
+    import dataclasses
+    import os
+    import threading
+    import time
+
+    import rtmidi
+
+    from improvd.live import Daemon
+    from improvd.midi.ports import pick_api
+
+    if not perf.notes:
+        raise ImprovdError(f"MIDI file {perf.path or 'input'} has no notes to replay: record a phrase first")
+    name = f"{settings.client_name}-replay{os.getpid()}"
+    s = dataclasses.replace(settings, virtual=True, client_name=name, in_port=None, out_port=None)
+    daemon = Daemon(s)
+    api = pick_api(s.backend)
+    player = rtmidi.MidiOut(api, f"{name}-player")
+    recorder = rtmidi.MidiIn(api, f"{name}-recorder")
+    heard: list = []
+    recorder.set_callback(lambda ev, _d: heard.append((time.perf_counter(), ev[0])))
+    try:
+        for rt, suffix in ((player, "-in:"), (recorder, "-out:")):
+            idx = next(i for i, p in enumerate(rt.get_ports()) if p.startswith(name + suffix))
+            rt.open_port(idx, "replay")
+        thread = threading.Thread(target=daemon.run, daemon=True)
+        thread.start()
+        performer = []
+        for n in perf.notes:
+            performer.append((n.start, mido.Message("note_on", note=n.pitch, velocity=max(1, n.velocity))))
+            performer.append((n.end, mido.Message("note_off", note=n.pitch, velocity=0)))
+        performer.sort(key=lambda x: (x[0], 0 if x[1].type == "note_off" else 1))
+        t0 = time.perf_counter() + 0.2
+        for t, msg in performer:
+            while time.perf_counter() < t0 + t:
+                time.sleep(min(0.001, max(0.0, t0 + t - time.perf_counter())))
+            player.send_message(msg.bytes())
+        clock = daemon.clock
+        limit = time.perf_counter() + (s.wait_ticks + (s.max_bars + 1) * BAR_TICKS) * clock.tick_seconds
+        time.sleep(s.wait_ticks * clock.tick_seconds + 0.1)
+        while time.perf_counter() < limit and (daemon.engine.state == "answering" and s.mode == "call-response"):
+            time.sleep(0.05)
+        if s.mode != "call-response":
+            time.sleep(BAR_TICKS * clock.tick_seconds)
+        daemon.request_stop()
+        thread.join(timeout=5)
+        time.sleep(0.1)
+    finally:
+        player.delete()
+        recorder.delete()
+    machine = []
+    for t, data in heard:
+        try:
+            machine.append((t - t0, mido.Message.from_bytes(data)))
+        except ValueError:
+            pass
+    return ReplayResult(performer, machine, s.tempo, daemon.engine)
