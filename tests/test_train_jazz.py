@@ -169,3 +169,47 @@ def test_bundled_model_is_small_and_trained():
     assert (REPO / "models" / "jazz.onnx").stat().st_size < 20 * 2**20
     assert card["metrics"]["valid_loss"] < 5.0  # an untrained model sits near ln(82)+ln(54) = 8.4
     assert card["training"]["train_pieces"] > 200
+
+
+def test_user_folder_with_chords_files(tmp_path):
+    """A user's folder of MIDI files, each with song.chords beside it, becomes training solos."""
+    import mido
+
+    from training.corpora import load_event_pieces
+
+    for k, (name, chart) in enumerate([("a", "Dm7 G7 | Cmaj7 %"), ("b", "F7 | Bb7 | F7 | C7")]):
+        mid = mido.MidiFile(ticks_per_beat=96)
+        tr = mido.MidiTrack()
+        for i in range(16):
+            tr.append(mido.Message("note_on", note=60 + (i * 5 + k) % 12, velocity=80, time=0 if i == 0 else 0))
+            tr.append(mido.Message("note_off", note=60 + (i * 5 + k) % 12, velocity=0, time=48))
+        mid.tracks.append(tr)
+        mid.save(tmp_path / f"{name}.mid")
+        (tmp_path / f"{name}.chords").write_text(chart)
+    pieces = load_event_pieces([str(tmp_path)], tmp_path / "none")
+    assert [n for n, _ in pieces] == ["a", "b"]
+    ev = pieces[0][1]
+    assert len(ev) == 16 and all(e.duration == 6 for e in ev)  # 8ths on the 12-per-beat grid
+    assert ev[0].chord.name == "Dm7" and ev[4].chord.name == "G7" and ev[8].chord.name == "Cmaj7"
+    assert pieces[1][1][0].chord.name == "F7"
+
+
+def test_metheny_guitar_solo_with_detected_chords():
+    from training.corpora import load_event_pieces
+
+    src = DATA.parent / "original_metheny.mid"
+    if not src.exists():
+        pytest.skip("no shared data")
+    (name, ev), = load_event_pieces([f"{src}@11"], src)
+    notes = [e for e in ev if e.pitch >= 0]
+    assert len(notes) > 1000 and min(e.pitch for e in notes) >= 47 and max(e.pitch for e in notes) <= 84
+    assert sum(e.chord is not None for e in ev) > 0.9 * len(ev)
+
+
+def test_music21_bundled_corpus_needs_no_data():
+    pytest.importorskip("music21")
+    from training.corpora import load_music21
+
+    pieces = load_music21("bach", limit=3)
+    assert pieces and all(len(ev) >= 8 for _, ev in pieces)
+    assert any(e.chord is not None for _, ev in pieces for e in ev)

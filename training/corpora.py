@@ -45,9 +45,10 @@ def _chords_for(midi: Path, chords_file: Path | None):
     return Progression.parse(Path(src).read_text(), BAR_TICKS)
 
 
-def load_midi_piece(path: Path, chords_file: Path | None = None):
-    """Melody = skyline of the highest-pitched busy track; chords from a .chords file beside
-    it, a track named 'chord(s)', or detected every two beats from the other tracks."""
+def load_midi_piece(path: Path, chords_file: Path | None = None, melody: int | None = None):
+    """Melody = skyline of track ``melody`` or of the highest-pitched busy track; chords from a
+    .chords file beside it, a track named 'chord(s)', or detected every two beats from the
+    other tracks."""
     from improvd.midi.files import Performance, melody_events, read_midi
 
     perf = read_midi(path)
@@ -58,7 +59,11 @@ def load_midi_piece(path: Path, chords_file: Path | None = None):
     for n in notes:
         by_track.setdefault(n.track, []).append(n)
     busy = {t: ns for t, ns in by_track.items() if len(ns) >= 16} or by_track
-    melody_track = max(busy, key=lambda t: sum(n.pitch for n in busy[t]) / len(busy[t]))
+    if melody is not None:
+        if melody not in by_track:
+            raise ImprovdError(f"MIDI file {path} has no notes on track {melody}: tracks with notes are {sorted(by_track)}")
+        busy[melody] = by_track[melody]
+    melody_track = melody if melody is not None else max(busy, key=lambda t: sum(n.pitch for n in busy[t]) / len(busy[t]))
     prog = _chords_for(path, chords_file)
     if prog is not None:
         chord_at = prog.at
@@ -147,7 +152,8 @@ def load_music21(name: str, limit: int | None = None) -> list:
 
 
 def load_event_pieces(specs: list, default: Path, chords_file: Path | None = None, limit: int | None = None) -> list:
-    """``specs``: paths (.jsonl, .mid, folders of .mid) or ``music21:NAME``; default if empty."""
+    """``specs``: paths (.jsonl, .mid, folders of .mid; ``song.mid@11`` names the melody track)
+    or ``music21:NAME``; the default if empty."""
     if not specs:
         if not default.exists():
             raise ImprovdError(f"default training data {default} is not here: pass --data FILE|FOLDER or --data music21:bach")
@@ -157,6 +163,9 @@ def load_event_pieces(specs: list, default: Path, chords_file: Path | None = Non
         if str(spec).startswith("music21:"):
             pieces += load_music21(str(spec)[8:], limit)
             continue
+        melody = None
+        if "@" in str(spec) and str(spec).rsplit("@", 1)[1].isdigit():
+            spec, melody = str(spec).rsplit("@", 1)[0], int(str(spec).rsplit("@", 1)[1])
         p = Path(spec)
         if not p.exists():
             raise ImprovdError(f"training data {p} does not exist: pass a .jsonl, a .mid, a folder of .mid files or music21:NAME")
@@ -169,7 +178,7 @@ def load_event_pieces(specs: list, default: Path, chords_file: Path | None = Non
         elif p.suffix == ".jsonl":
             pieces += load_wjazzd(p)
         elif p.suffix.lower() in (".mid", ".midi"):
-            pieces.append(load_midi_piece(p, chords_file))
+            pieces.append(load_midi_piece(p, chords_file, melody))
         else:
             raise ImprovdError(f"training data {p}: unknown kind {p.suffix!r}; use .jsonl, .mid or a folder")
     if limit:
