@@ -11,7 +11,6 @@ Adam lr 0.01 with Keras' legacy decay lr / (1 + 0.01 * iterations), batch 32, 10
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import replace
 from pathlib import Path
