@@ -94,7 +94,7 @@ def torch_baseline(m, steps: int, prog, s):
     return percentiles(costs)
 
 
-def jack_timing(seconds: float, model: str = "jazz") -> dict | None:
+def jack_timing(seconds: float, model: str = "jazz", rt_priority: int = 0) -> dict | None:
     """The daemon in duet mode on virtual JACK ports, a client recording its output."""
     import rtmidi
 
@@ -104,7 +104,7 @@ def jack_timing(seconds: float, model: str = "jazz") -> dict | None:
     name = f"bench{os.getpid()}"
     try:
         s = load_settings(config=None, flags=dict(virtual=True, client_name=name, backend="jack", mode="duet",
-                                                   model=model, tempo=140, seed=1), environ={})
+                                                   model=model, tempo=140, seed=1, rt_priority=rt_priority), environ={})
         d = Daemon(s)
     except PortError as e:
         return {"error": str(e)}
@@ -175,7 +175,7 @@ def process_figures(seconds: float = 6.0) -> dict:
     return {"ready_s": ready, "rss_mb": peak / 1024, "rss_own_mb": peak_own / 1024}
 
 
-def main(models: list[str], steps: int, jack: bool, seconds: float) -> dict:
+def main(models: list[str], steps: int, jack: bool, seconds: float, rt_priority: int = 0) -> dict:
     from rich.console import Console
     from rich.table import Table
 
@@ -197,10 +197,10 @@ def main(models: list[str], steps: int, jack: bool, seconds: float) -> dict:
         t.add_row(n, r["family"], f("ort_p50"), f("ort_p99"), f("torch_p50"), f("torch_p99"), ratio)
     con.print(t)
     if jack:
-        jt = jack_timing(seconds)
+        jt = jack_timing(seconds, rt_priority=rt_priority)
         results["jack"] = jt
         if jt and "error" not in jt:
-            con.print(f"JACK loopback, {seconds:g} s duet, {jt['messages']} messages: sent-minus-due p50 {jt.get('sent_p50', float('nan')):.3f} ms "
+            con.print(f"JACK loopback, {seconds:g} s duet, rt priority {rt_priority or 'off'}, {jt['messages']} messages: sent-minus-due p50 {jt.get('sent_p50', float('nan')):.3f} ms "
                       f"p99 {jt.get('sent_p99', float('nan')):.3f} ms; arrival at the client p50 {jt.get('arrive_p50', float('nan')):.3f} ms "
                       f"p99 {jt.get('arrive_p99', float('nan')):.3f} ms; engine tick p99 {jt['step_p99']:.3f} ms")
             pf = process_figures()

@@ -41,7 +41,7 @@ SHARED = ("model", "mode", "wait", "bars", "tempo", "swing", "chords", "chords_f
 
 def _flags(values: dict) -> dict:
     out = {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items() if k in SHARED or k in (
-        "in_port", "out_port", "backend", "virtual", "clock_in", "clock_out", "stats", "client_name")}
+        "in_port", "out_port", "backend", "virtual", "clock_in", "clock_out", "stats", "client_name", "rt_priority")}
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -61,6 +61,7 @@ def run(
     clock_out: Annotated[Optional[bool], typer.Option("--clock-out/--no-clock-out", help="send MIDI clock")] = None,
     stats: Annotated[Optional[bool], typer.Option("--stats/--no-stats", help="print figures every 10 s")] = None,
     duration: Annotated[Optional[float], typer.Option("--duration", help="stop after this many seconds")] = None,
+    rt_priority: Annotated[Optional[int], typer.Option("--rt-priority", help="SCHED_FIFO priority of the engine thread (0 = off)")] = None,
     config: Config = None, model: Model = None, mode: Mode = None, wait: Wait = None, bars: Bars = None,
     tempo: Tempo = None, swing: Swing = None, chords: Chords = None, chords_file: ChordsFile = None,
     split: Split = None, temperature: Temp = None, top_p: TopP = None, seed: Seed = None, voices: Voices = None,
@@ -233,11 +234,12 @@ def bench(
     steps: Annotated[int, typer.Option("--steps", help="model steps measured per model")] = 2000,
     jack: Annotated[bool, typer.Option("--jack/--no-jack", help="also measure timing over a JACK loopback")] = True,
     seconds: Annotated[float, typer.Option("--seconds", help="length of the loopback run")] = 10.0,
+    rt_priority: Annotated[int, typer.Option("--rt-priority", help="run the loopback daemon's engine thread at SCHED_FIFO")] = 0,
 ):
     """Step cost (onnxruntime vs torch eager), output timing error, memory and start-up time."""
     from improvd.bench import main as bench_main
 
-    bench_main(models or [], steps, jack, seconds)
+    bench_main(models or [], steps, jack, seconds, rt_priority)
 
 
 def main() -> None:

@@ -79,6 +79,7 @@ class Settings:
     reset_after_bars: int = 8
     stats: bool = False
     log_level: str = "info"
+    rt_priority: int = 0  # SCHED_FIFO priority of the engine thread (0 = normal scheduling)
     cc: CCSettings = field(default_factory=CCSettings)
     rules: RuleSettings = field(default_factory=RuleSettings)
 
@@ -172,6 +173,8 @@ def validate(s: Settings) -> Settings:
         raise ConfigError(f"channel_out {s.channel_out} is out of range: use 1..16")
     if s.split is not None and not 0 <= s.split <= 127:
         raise ConfigError(f"split {s.split} is out of range: use a MIDI note 0..127")
+    if not 0 <= s.rt_priority <= 99:
+        raise ConfigError(f"rt_priority {s.rt_priority} is out of range: use 0 (off) .. 99 (at most the unit's LimitRTPRIO)")
     if not 1 <= s.voices <= 8:
         raise ConfigError(f"voices {s.voices} is out of range: use 1..8")
     r = s.rules

@@ -9,6 +9,7 @@ SIGTERM, SIGINT) goes through ``finally`` which ends every sounding note.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 
@@ -105,6 +106,7 @@ class Daemon:
                 signal.signal(sig, self._signal)
             except ValueError:
                 pass  # not the main thread (tests): the caller stops us with .request_stop()
+        self._realtime()
         notify.ready()
         notify.status(f"listening on {self.inp.pattern or 'virtual in'}, model {self.model.card.name}")
         log.info("ready in %.2fs: model %s (%s), mode %s, %.0f BPM", self.ready_seconds, self.model.card.name,
@@ -169,6 +171,18 @@ class Daemon:
             self.inp.close()
             self.out.close()
         return 0
+
+    def _realtime(self) -> None:
+        """Run the engine thread (model steps included: onnxruntime uses this thread) at
+        SCHED_FIFO, so a busy machine delays a note by microseconds, not a time slice."""
+        prio = self.s.rt_priority
+        if not prio:
+            return
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))
+            log.info("engine thread at SCHED_FIFO priority %d", prio)
+        except (PermissionError, OSError) as e:
+            log.warning("realtime priority %d refused (%s): playing at normal priority; allow it with LimitRTPRIO or rtprio in limits.conf", prio, e.strerror)
 
     def request_stop(self) -> None:
         self._stop = True
