@@ -111,6 +111,7 @@ class _Port:
             return "lost"
         if not self.connected and present:
             try:
+                self._renew()
                 self._open()
             except ImprovdError:
                 return None
@@ -118,6 +119,19 @@ class _Port:
             self.lost_since = None
             return "back"
         return None
+
+    def _renew(self) -> None:
+        """A fresh rtmidi object before re-opening: python-rtmidi's JACK input hears nothing more
+        on its callback after close_port + open_port, so a returning keyboard would stay silent."""
+        try:
+            self.rt.delete()
+        except Exception:
+            pass
+        self.rt = _make(self._cls(), self.api, self.client)
+        self._setup()
+
+    def _setup(self) -> None:
+        pass
 
     def close(self) -> None:
         try:
@@ -134,7 +148,10 @@ class InputPort(_Port):
         self.dropped = 0
         self.clock_in = clock_in
         super().__init__(api, client, pattern, virtual, port_name)
-        self.rt.ignore_types(sysex=True, timing=not clock_in, active_sense=True)
+        self._setup()
+
+    def _setup(self) -> None:
+        self.rt.ignore_types(sysex=True, timing=not self.clock_in, active_sense=True)
         self.rt.set_callback(self._callback)
 
     def _cls(self):
