@@ -213,3 +213,116 @@ def main(models: list[str], steps: int, jack: bool, seconds: float, rt_priority:
         else:
             con.print(f"JACK loopback skipped: {jt.get('error') if jt else 'no JACK'}")
     return results
+
+
+def _rss_kb() -> int:
+    return int(re.search(r"VmRSS:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
+
+
+def soak(minutes: float = 60.0, model: str = "jazz") -> dict:
+    """``minutes`` of performance (the example blues calls, looped through five keys) replayed
+    at full speed through the engine: memory growth after warm-up, late notes, hanging notes."""
+    import gc
+
+    from improvd.midi.files import Note, Performance, read_midi
+    from improvd.replay import replay
+
+    ex = Path(__file__).resolve().parents[1] / "examples"
+    base = read_midi(ex / "blues_calls.mid")
+    cycle = 48 * base.beat_seconds  # two calls and their answers: 12 bars
+    n_cycles = max(1, int(minutes * 60 / cycle))
+    notes = []
+    for k in range(n_cycles):
+        shift = (k % 5) - 2
+        for n in base.notes:
+            notes.append(Note(n.pitch + shift, n.velocity, n.start + k * cycle, n.end + k * cycle))
+    perf = Performance(tuple(notes), base.tempo, base.beat_seconds, "soak")
+    s = load_settings(config=None, flags={"model": model, "seed": 1, "tempo": base.tempo,
+                                          "chords_file": str(ex / "blues_calls.chords")}, environ={})
+    samples = []
+    total_ticks = int(n_cycles * 48 * 12)
+    t0 = time.perf_counter()
+
+    def progress(tick):
+        if tick % 10000 == 0:
+            gc.collect()
+            samples.append((tick, _rss_kb()))
+    res = replay(perf, s, tail_bars=2, keep_output=False, on_progress=progress)
+    wall = time.perf_counter() - t0
+    warm = [kb for tick, kb in samples if tick >= total_ticks * 0.1] or [_rss_kb()]
+    sc = res.engine.sched
+    return {"music_minutes": n_cycles * cycle / 60, "wall_seconds": wall, "speed": n_cycles * cycle / wall,
+            "notes_in": res.engine.stats.notes_in, "notes_out": res.engine.stats.notes_out,
+            "rss_start_mb": warm[0] / 1024, "rss_end_mb": warm[-1] / 1024, "rss_growth_mb": (warm[-1] - warm[0]) / 1024,
+            "late_planned": sc.late_planned, "hanging": len(sc.sounding), "on": sc.sent_on, "off": sc.sent_off}
+
+
+def flood(seconds: float = 10.0, rate: int = 10000, model: str = "jazz", rt_priority: int = 0) -> dict:
+    """A flood on the input (note events at ``rate`` per second, sysex bursts, random bytes)
+    while the daemon plays a duet: its output timing, what it dropped, its memory, and
+    whether any note was left hanging at the far end."""
+    import random
+
+    import rtmidi
+
+    from improvd.live import Daemon
+    from improvd.midi.ports import PortError
+
+    name = f"flood{os.getpid()}"
+    try:
+        s = load_settings(config=None, flags=dict(virtual=True, client_name=name, backend="jack", mode="duet",
+                                                   model=model, tempo=140, seed=1, rt_priority=rt_priority), environ={})
+        d = Daemon(s)
+    except PortError as e:
+        return {"error": str(e)}
+    d.sent_log = []
+    heard: list = []
+    rec = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, f"{name}-rec")
+    rec.set_callback(lambda ev, _d: heard.append(ev[0]))
+    src = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, f"{name}-src")
+    for rt, suffix in ((rec, "-out:"), (src, "-in:")):
+        rt.open_port(next(i for i, p in enumerate(rt.get_ports()) if p.startswith(name + suffix)), "x")
+    th = threading.Thread(target=d.run, kwargs={"duration": seconds + 2.0})
+    th.start()
+    time.sleep(1.0)
+    rss0 = _rss_kb()
+    rnd = random.Random(0)
+    sent = 0
+    t0 = time.perf_counter()
+    burst = max(1, rate // 1000)  # messages per millisecond
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(burst):
+            p = rnd.randrange(21, 109)
+            if sent % 500 == 0:
+                src.send_message([0xF0, 0x7E, 0x7F] + [rnd.randrange(128) for _ in range(60)] + [0xF7])
+            elif sent % 97 == 0:
+                src.send_message([rnd.randrange(256) for _ in range(rnd.randrange(1, 4))])
+            else:
+                src.send_message([0x90, p, rnd.randrange(1, 128)] if sent % 2 == 0 else [0x80, p, 0])
+            sent += 1
+        target = t0 + sent / rate
+        while time.perf_counter() < target:
+            time.sleep(0.0002)
+    flood_end = time.perf_counter()
+    rss1 = _rss_kb()
+    for p in range(21, 109):  # lift every key, as a performer's hands would
+        src.send_message([0x80, p, 0])
+    th.join()
+    time.sleep(0.2)
+    src.delete()
+    rec.delete()
+    during = [now - due for due, now, _ in d.sent_log if t0 <= due <= flood_end]
+    on = sum(1 for m in heard if m[0] & 0xF0 == 0x90 and m[2] > 0)
+    sounding: dict = {}
+    for m in heard:
+        if m[0] & 0xF0 == 0x90 and m[2] > 0:
+            sounding[m[1]] = sounding.get(m[1], 0) + 1
+        elif m[0] & 0xF0 == 0x80 and sounding.get(m[1]):
+            sounding[m[1]] -= 1
+    out = {"sent_events": sent, "rate_achieved": sent / (flood_end - t0), "dropped": d.inp.dropped,
+           "ignored": d.engine.stats.ignored, "notes_in": d.engine.stats.notes_in, "out_messages_during": len(during),
+           "rss_growth_mb": (rss1 - rss0) / 1024, "note_ons_heard": on,
+           "hanging": sorted(p for p, n in sounding.items() if n > 0)}
+    if during:
+        out["sent_p50"], out["sent_p99"] = percentiles(during)
+    return out

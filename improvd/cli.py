@@ -235,11 +235,31 @@ def bench(
     jack: Annotated[bool, typer.Option("--jack/--no-jack", help="also measure timing over a JACK loopback")] = True,
     seconds: Annotated[float, typer.Option("--seconds", help="length of the loopback run")] = 10.0,
     rt_priority: Annotated[int, typer.Option("--rt-priority", help="run the loopback daemon's engine thread at SCHED_FIFO")] = 0,
+    soak: Annotated[bool, typer.Option("--soak", help="instead: replay --minutes of performance at full speed, memory and late notes")] = False,
+    minutes: Annotated[float, typer.Option("--minutes", help="length of the soak, minutes of music")] = 60.0,
+    flood: Annotated[bool, typer.Option("--flood", help="instead: flood the input over JACK for --seconds at --rate")] = False,
+    rate: Annotated[int, typer.Option("--rate", help="flood: note events per second")] = 10000,
 ):
     """Step cost (onnxruntime vs torch eager), output timing error, memory and start-up time."""
-    from improvd.bench import main as bench_main
+    from improvd import bench as b
 
-    bench_main(models or [], steps, jack, seconds, rt_priority)
+    if soak:
+        r = b.soak(minutes)
+        typer.echo(f"soak: {r['music_minutes']:.1f} min of music replayed in {r['wall_seconds']:.1f} s ({r['speed']:.0f}x real time); "
+                   f"{r['notes_in']} notes in, {r['notes_out']} out; resident memory {r['rss_start_mb']:.1f} -> {r['rss_end_mb']:.1f} MB "
+                   f"(growth {r['rss_growth_mb']:+.2f} MB after warm-up); late notes {r['late_planned']}; hanging {r['hanging']} "
+                   f"({r['on']} on / {r['off']} off)")
+        return
+    if flood:
+        r = b.flood(seconds, rate, rt_priority=rt_priority)
+        if "error" in r:
+            raise ImprovdError(f"flood needs a JACK server: {r['error']}")
+        typer.echo(f"flood: {r['sent_events']} events in {seconds:g} s ({r['rate_achieved']:.0f}/s, sysex and garbage mixed in); "
+                   f"timing sent-minus-due during it p50 {r.get('sent_p50', float('nan')):.3f} ms p99 {r.get('sent_p99', float('nan')):.3f} ms "
+                   f"over {r['out_messages_during']} messages; memory growth {r['rss_growth_mb']:+.2f} MB; dropped {r['dropped']}, "
+                   f"ignored {r['ignored']}; notes left hanging at the far end: {len(r['hanging'])}")
+        return
+    b.main(models or [], steps, jack, seconds, rt_priority)
 
 
 def main() -> None:

@@ -312,6 +312,16 @@ class Engine:
                 self.stats.notes_out += 1
         self.stats.step_costs.append(time.perf_counter() - t0)
 
+    def recover(self) -> None:
+        """After a failed step: back to listening from scratch (duet starts playing again)."""
+        self._onsets.clear()
+        self._releases.clear()
+        self._dirty_harmony = False
+        self.state = IDLE
+        if self.mode == "duet":
+            self._set_state(ANSWERING)
+            self.model.begin_answer(self.tick + 1)
+
     def close(self, now: float) -> None:
         """Every exit path ends here: nothing left sounding."""
         self.sched.close(now)

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -133,15 +134,21 @@ class Daemon:
                 _sleep_until(deadline, q)
                 now = time.perf_counter()
                 if q:
-                    self._drain(q)
-                    now = time.perf_counter()
-                    eng.on_input_now(now)
+                    try:
+                        self._drain(q)
+                        now = time.perf_counter()
+                        eng.on_input_now(now)
+                    except Exception as e:  # a model step failed: stay on stage
+                        self._model_failed(e, now)
                 sched.flush(now)
                 if self.s.clock_out and now >= t_pulse:
                     self.out.send([0xF8])  # 24 per beat: two per 12-per-beat tick
                     pulse += 1
                 if now >= t_tick:
-                    eng.on_tick(tick, t_tick)
+                    try:
+                        eng.on_tick(tick, t_tick)
+                    except Exception as e:
+                        self._model_failed(e, now)
                     tick += 1
                     behind = clock.tick_at(now) - tick
                     if behind > 2:  # suspended or starved: skip ahead instead of bursting
@@ -171,6 +178,24 @@ class Daemon:
             self.inp.close()
             self.out.close()
         return 0
+
+    def _model_failed(self, exc: Exception, now: float) -> None:
+        """An exception inside a step: log one line, silence, fresh state, keep listening.
+        Ten within ten seconds means it will not recover: stop, and let systemd restart us."""
+        import traceback
+
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        log.error("model step failed (%s: %s at %s:%d); notes released, state reset, still listening",
+                  type(exc).__name__, str(exc)[:120], Path(where.filename).name, where.lineno)
+        self.engine.close(now)
+        try:
+            self.engine.model.reset()
+            self.engine.recover()
+        except Exception:
+            pass
+        self._failures = [t for t in getattr(self, "_failures", []) if now - t < 10.0] + [now]
+        if len(self._failures) >= 10:
+            raise ImprovdError(f"model {self.model.card.name} failed 10 times in 10 s (last: {type(exc).__name__}: {str(exc)[:80]}): check the model with `improvd bench -m {self.model.card.name}`")
 
     def _realtime(self) -> None:
         """Run the engine thread (model steps included: onnxruntime uses this thread) at

@@ -53,13 +53,24 @@ def load_progression(settings: Settings) -> Progression | None:
     return Progression.parse(text, BAR_TICKS) if text else None
 
 
-def replay(perf: Performance, settings: Settings, model=None, tail_bars: int | None = None) -> ReplayResult:
+def replay(perf: Performance, settings: Settings, model=None, tail_bars: int | None = None,
+           keep_output: bool = True, on_progress=None) -> ReplayResult:
+    """``keep_output=False`` counts messages instead of keeping them and ``on_progress(tick)``
+    is called every 1000 ticks: both for the hour-long soak."""
     if not perf.notes:
         raise ImprovdError(f"MIDI file {perf.path or 'input'} has no notes to replay (drums are skipped): record a phrase first")
     model = model or load_model(settings.model)
     clock = Clock(settings.tempo, settings.swing)
     out: list = []
-    sched = Scheduler(lambda msg, due, now: out.append((due, msg)), settings.channel_out - 1,
+    counted = [0]
+
+    def sink(msg, due, now):
+        if keep_output:
+            out.append((due, msg))
+        else:
+            counted[0] += 1
+
+    sched = Scheduler(sink, settings.channel_out - 1,
                       max_note=settings.max_note_beats * clock.beat_seconds)
     engine = Engine(model, settings, sched, clock, load_progression(settings), np.random.default_rng(settings.seed))
     performer = []
@@ -84,6 +95,8 @@ def replay(perf: Performance, settings: Settings, model=None, tail_bars: int | N
         sched.flush(t_tick)
         engine.on_tick(tick, t_tick)
         tick += 1
+        if on_progress is not None and tick % 1000 == 0:
+            on_progress(tick)
         done_input = i >= len(performer)
         if done_input and t_tick > last_input + clock.tick_seconds:
             if settings.mode == "call-response" and engine.state == "idle" and engine.answer_end and engine.answer_end <= tick and t_tick > last_input:

@@ -44,11 +44,15 @@ class Scheduler:
         self.timing = Timing()
         self.sent_on = 0
         self.sent_off = 0
+        self.now = float("-inf")  # the last flush: a note planned before it is already late
+        self.late_planned = 0
 
     # -- planning ----------------------------------------------------------------------------
     def note(self, pitch: int, velocity: int, start: float, end: float) -> None:
         """Plan a note; its off comes at ``end`` or after ``max_note``, whichever is first."""
         gen = next(self._gen)
+        if start < self.now - 1e-9:
+            self.late_planned += 1
         end = min(max(end, start + 0.005), start + self.max_note)
         heapq.heappush(self._heap, (start, 1, next(self._seq), "on", pitch, velocity, gen))
         heapq.heappush(self._heap, (end, 0, next(self._seq), "off", pitch, 0, gen))
@@ -76,6 +80,7 @@ class Scheduler:
     def flush(self, now: float) -> int:
         """Send everything due at or before ``now``; returns how many went out."""
         n = 0
+        self.now = max(self.now, now)
         while self._heap and self._heap[0][0] <= now:
             due, _o, _s, kind, pitch, vel, gen = heapq.heappop(self._heap)
             if kind == "on":
