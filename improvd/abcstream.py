@@ -21,6 +21,7 @@ not expanded (music21 keeps them unexpanded too).
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -71,7 +72,13 @@ class AbcStream:
     """Feed characters; get notes and marks. Start in header mode (a whole tune from "X:") or,
     with ``key``/``meter``/``unit`` given, in body mode (the daemon's continuation of a line)."""
 
-    def __init__(self, key: str | None = None, meter: str | None = None, unit: str | None = None):
+    def __init__(self, key: str | None = None, meter: str | None = None, unit: str | None = None,
+                 propagate: str = "pitch"):
+        # How far an explicit accidental carries to the bar line: "pitch" (all octaves, the ABC
+        # 2.1 default), "octave" or "not" (ABC 1.x, and music21 on files with no %abc-2 line).
+        if propagate not in ("pitch", "octave", "not"):
+            raise ValueError(f"propagate must be pitch, octave or not, not {propagate!r}")
+        self.propagate = propagate
         self.in_body = key is not None
         self.key: Key = parse_key(key or "C")
         self.meter = parse_meter(meter) if meter else Fraction(1)
@@ -92,7 +99,8 @@ class AbcStream:
         self._tuplet: list = []  # [factor, notes left]
         self._bar_acc: dict = {}
         self._chord: list | None = None  # notes of a [chord] being read
-        self._chord_tok: _Tok | None = None
+        self._chord_notes: list = []
+        self._chord_len = ""
         self._prev = ""
         self._out: list = []
 
@@ -113,6 +121,21 @@ class AbcStream:
         """Ticks written so far, the held note counted (what a bar line now would close)."""
         extra = self._held.ticks if self._held is not None and self._held.onset is None else 0
         return self.t + extra
+
+    def clone(self) -> "AbcStream":
+        """An independent copy (the sampler rolls a rejected bar back to one)."""
+        new = copy.copy(self)
+        new.fields = dict(self.fields)
+        new.bar_lengths = list(self.bar_lengths)
+        new._bar_acc = dict(self._bar_acc)
+        new._tuplet = list(self._tuplet)
+        new._chord = list(self._chord) if self._chord is not None else None
+        new._chord_notes = list(self._chord_notes)
+        new._out = []
+        for name in ("_tok", "_held", "_tied"):
+            v = getattr(self, name)
+            setattr(new, name, copy.copy(v) if v is not None else None)
+        return new
 
     def feed(self, ch: str) -> list:
         """One character in; the notes and marks it completed out, oldest first."""
@@ -140,10 +163,10 @@ class AbcStream:
         mode = self._mode
         if mode == "line_start":
             if ch == "\n":
-                if self._prev == "\n" or (self.in_body and self._prev == "" and False):
+                if self._prev == "\n":
                     self._end_tune()
                 return
-            if ch.isalpha() and (not self.in_body or ch not in NOTE_LETTERS | REST_LETTERS or True):
+            if ch.isalpha():
                 self._buf = ch
                 self._mode = "field?"
                 return
@@ -207,14 +230,24 @@ class AbcStream:
             self._bracket(ch)
             return
         if mode == "bar":
-            if ch in BAR_CHARS or (ch == "]" and self._buf.endswith("|")) or (ch.isdigit() or (ch in ",-" and self._buf[-1:].isdigit())) and any(c in self._buf for c in "|:"):
-                if ch.isdigit() or ch in ",-":
-                    self._buf += ch
-                    self._mode = "bar_ending"
-                    return
+            if ch in BAR_CHARS or (ch == "]" and self._buf.endswith("|")):
                 self._buf += ch
                 return
+            if ch.isdigit():
+                self._buf += ch
+                self._mode = "bar_ending"
+                return
             self._finish_bar()
+            self._step(ch)
+            return
+        if mode == "chord":
+            self._chord_char(ch)
+            return
+        if mode == "chord_len":
+            if ch.isdigit() or ch == "/":
+                self._chord_len += ch
+                return
+            self._finish_chord(self._chord_len)
             self._step(ch)
             return
         if mode == "bar_ending":
@@ -358,11 +391,13 @@ class AbcStream:
         base = 60 if letter.isupper() else 72
         octave = tok.octave + (0 if letter.isupper() else 1)
         up = letter.upper()
+        slot = up if self.propagate == "pitch" else (up, octave)
         if tok.acc:
             alter = {"^": 1, "^^": 2, "_": -1, "__": -2, "=": 0}[tok.acc]
-            self._bar_acc[(up, octave)] = alter
+            if self.propagate != "not":
+                self._bar_acc[slot] = alter
         else:
-            alter = self._bar_acc.get((up, octave), self.key.alter(up))
+            alter = self._bar_acc.get(slot, self.key.alter(up))
         return base + LETTER_PC[up] + 12 * tok.octave + alter
 
     def _resolve_held(self) -> None:
@@ -415,7 +450,7 @@ class AbcStream:
 
     # -- brackets: chords, inline fields, endings ---------------------------------------------
     def _bracket(self, ch: str) -> None:
-        if self._chord is None and self._chord_tok is None and not self._buf:
+        if self._chord is None and not self._buf:
             if ch.isdigit():
                 self._buf = "[" + ch
                 self._mode = "bar_ending"
@@ -452,7 +487,7 @@ class AbcStream:
         if ch == "]":
             notes, self._chord = self._chord, None
             self._mode = "chord_len"
-            self._tok = _Tok(letter="]")
+            self._chord_len = ""
             self._chord_notes = notes
             return
         if ch in NOTE_LETTERS or ch in "^_=":
@@ -508,6 +543,9 @@ class AbcStream:
                 self._end_tune()
             self.fields = {"X": value}
             self.in_body = False
+            self.ended = False
+            self.bar_lengths = []
+            self.n_notes = 0
             self.t = Fraction(0)
             self.bar_start = Fraction(0)
             self._out.append(AbcMark("tune", value))

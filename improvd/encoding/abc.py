@@ -260,6 +260,8 @@ def parse_key(text: str) -> Key:
     elif n < 0:
         for letter in _SHARP_ORDER[::-1][:min(-n, 7)]:
             alters[letter] = -1 - (1 if -n > 7 + _SHARP_ORDER[::-1].index(letter) else 0)
+    if not re.fullmatch(r"(\s*(\^\^|\^|__|_|=)[A-Ga-g])*\s*", rest) and not mode.startswith("exp"):
+        raise ImprovdError(f"K:{text} has trailing text {rest!r} that is not a list of accidentals: fix the K: field")
     for am in re.finditer(r"(\^\^|\^|__|_|=)([A-Ga-g])", rest):
         alters[am.group(2).upper()] = {"^^": 2, "^": 1, "__": -2, "_": -1, "=": 0}[am.group(1)]
     tonic_pc = (LETTER_PC[tonic] + (1 if acc == "#" else -1 if acc == "b" else 0)) % 12
@@ -275,7 +277,7 @@ def parse_meter(text: str) -> Fraction | None:
         return Fraction(1)
     if s in ("", "none"):
         return None
-    m = re.match(r"^\(?([\d+]+)\)?\s*/\s*(\d+)", s)
+    m = re.fullmatch(r"\(?([\d+]+)\)?\s*/\s*(\d+)", s)
     if not m:
         return None
     num = sum(int(x) for x in m.group(1).split("+") if x)
@@ -283,7 +285,7 @@ def parse_meter(text: str) -> Fraction | None:
 
 
 def parse_unit(text: str) -> Fraction:
-    m = re.match(r"^\s*(\d+)\s*/\s*(\d+)", text)
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
     if not m or int(m.group(2)) == 0 or int(m.group(1)) == 0:
         raise ImprovdError(f"L:{text} is not a unit note length (e.g. L:1/8): fix the L: field")
     return Fraction(int(m.group(1)), int(m.group(2)))
