@@ -355,9 +355,23 @@ class AbcWriter:
         return mark + _letter_text(letter, octave)
 
     def write(self, events: list[Event]) -> str:
-        """ABC for the events, bar lines included; events must follow each other in time."""
+        """ABC for the events, bar lines included; events must follow each other in time.
+
+        A rest shorter than half a unit after a note is the performer lifting a key before the
+        next one, not a rest a folk tune would write: it is given to the note (legato)."""
         out = []
+        short = self.unit_ticks / 2
+        merged: list[Event] = []
         for ev in events:
+            if ev.pitch == REST and ev.duration < short:
+                if merged and merged[-1].pitch != REST:
+                    last = merged[-1]
+                    merged[-1] = Event(last.pitch, last.duration + ev.duration, last.onset, last.chord)
+                continue  # else a gap the next onset still shows (a zero-length rest after an answer)
+            merged.append(ev)
+        for ev in merged:
+            if ev.duration <= 0:
+                continue
             if self._pos is None:
                 self._pos = ev.onset
             if ev.onset > self._pos:  # a gap nobody reported: a rest

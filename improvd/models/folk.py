@@ -31,7 +31,7 @@ from improvd.sampling import sample
 BAR_RETRIES = 6
 HEADER_RETRIES = 5
 FEED_BUDGET = 24  # performer chars fed per tick
-SAMPLE_BUDGET = 12  # answer chars sampled per tick
+SAMPLE_BUDGET = 6  # answer chars sampled per tick (a bar is ~10-20 chars, 48 ticks)
 LOOKAHEAD_TICKS = 48  # keep this much of the answer sampled ahead
 
 _NL = enc.CHAR_INDEX["\n"]
@@ -376,8 +376,13 @@ class FolkModel(StepModel):
     def play(self, ctx: PlayContext) -> list[NoteOut]:
         if not self.answering or self.bars is None:
             return []
-        if ctx.starting or not self.buffer:
-            self._fill(ctx, 400 if ctx.starting or self.horizon <= ctx.tick else SAMPLE_BUDGET)
+        if ctx.starting or (not self.buffer and self.horizon <= ctx.tick):
+            # the first bar of an answer is sampled now (about one bar of chars), so its first
+            # note sounds when due; after that the per-tick budget keeps a bar ahead
+            self._fill(ctx, 400)
+            filled = True
+        else:
+            filled = False
         if self.buffer and self.buffer[0][0] < ctx.tick and self.horizon <= ctx.tick:
             # sampling fell behind the clock: shift what is sampled so it starts now
             shift = ctx.tick - self.buffer[0][0]
@@ -397,7 +402,8 @@ class FolkModel(StepModel):
                 while p > hi:
                     p -= 12
                 out.append(NoteOut(int(p), 90, int(n.duration)))
-        self._fill(ctx, SAMPLE_BUDGET)  # the next notes, while these sound
+        if not filled:
+            self._fill(ctx, SAMPLE_BUDGET)  # the next notes, while these sound
         return out
 
     def step_cost_probe(self, rng: np.random.Generator) -> None:
