@@ -37,6 +37,7 @@ class Recorder:
 
     def __init__(self, source_pattern: str, name: str = "rec"):
         self.events: list = []
+        self.name = name
         self.mi = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name)
         self.mi.ignore_types(sysex=False, timing=False, active_sense=True)
         self.source_pattern = source_pattern
@@ -44,32 +45,30 @@ class Recorder:
         self.connect()
 
     def connect(self, timeout: float = 5.0) -> None:
-        t0 = time.time()
-        while time.time() - t0 < timeout:
-            ports = self.mi.get_ports()
-            for i, p in enumerate(ports):
-                if self.source_pattern in p:
-                    self.mi.open_port(i, "in")
-                    return
-            time.sleep(0.05)
-        raise RuntimeError(f"no port {self.source_pattern!r} among {self.mi.get_ports()}")
+        # By name, not by index: with other JACK clients coming and going, the index rtmidi
+        # opens can name another port than the one just listed.
+        self.mi.open_virtual_port("in")
+        src = find_port(self.mi, self.source_pattern, timeout)
+        jack_connect(src, f"{self.name}:in", timeout)
 
-    def notes(self):
-        on = [(t, d[1]) for t, d in self.events if d[0] & 0xF0 == 0x90 and d[2] > 0]
-        off = [(t, d[1]) for t, d in self.events if d[0] & 0xF0 == 0x80 or (d[0] & 0xF0 == 0x90 and d[2] == 0)]
+    def notes(self, channel: int | None = None):
+        """(on, off) lists of (time, pitch); ``channel`` (0-based) keeps one channel only, e.g.
+        improvd's answer apart from the performer's notes passed through."""
+        ev = [(t, d) for t, d in self.events if channel is None or d[0] & 0x0F == channel]
+        on = [(t, d[1]) for t, d in ev if d[0] & 0xF0 == 0x90 and d[2] > 0]
+        off = [(t, d[1]) for t, d in ev if d[0] & 0xF0 == 0x80 or (d[0] & 0xF0 == 0x90 and d[2] == 0)]
         return on, off
 
     def hanging(self) -> list:
-        """Pitches whose last note-on has no note-off after it (CC123 counts as all off)."""
-        sounding = {}
+        """(channel, pitch) of every note-on with no note-off after it, on any channel."""
+        sounding: dict = {}
         for _t, d in self.events:
-            st = d[0] & 0xF0
+            st, key = d[0] & 0xF0, (d[0] & 0x0F, d[1] if len(d) > 1 else None)
             if st == 0x90 and d[2] > 0:
-                sounding[d[1]] = sounding.get(d[1], 0) + 1
-            elif st == 0x80 or (st == 0x90 and d[2] == 0):
-                if sounding.get(d[1]):
-                    sounding[d[1]] -= 1
-        return sorted(p for p, n in sounding.items() if n > 0)
+                sounding[key] = sounding.get(key, 0) + 1
+            elif (st == 0x80 or st == 0x90) and sounding.get(key):
+                sounding[key] -= 1
+        return sorted(k for k, n in sounding.items() if n > 0)
 
     def close(self) -> None:
         self.mi.close_port()
@@ -79,27 +78,22 @@ class Recorder:
 class Player:
     """A keyboard stand-in: its own output port, connected to improvd's input."""
 
-    def __init__(self, name: str = "kbd", virtual: bool = True, target: str | None = None):
+    def __init__(self, name: str = "kbd", virtual: bool = True, target: str | None = None, channel: int = 0):
+        """``virtual``: just a port 'NAME:out' others connect to; else also connected to ``target``.
+        ``channel`` (0-based) the phrases are played on."""
+        self.channel = channel
         self.mo = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name)
-        if virtual:
-            self.mo.open_virtual_port("out")
-        else:
-            t0 = time.time()
-            while time.time() - t0 < 5:
-                for i, p in enumerate(self.mo.get_ports()):
-                    if target in p:
-                        self.mo.open_port(i, "out")
-                        return
-                time.sleep(0.05)
-            raise RuntimeError(f"no port {target!r}")
+        self.mo.open_virtual_port("out")
+        if not virtual:
+            jack_connect(f"{name}:out", find_port(self.mo, target), 5.0)
 
     def phrase(self, notes, beat: float) -> float:
         """Play [(pitch, beats)] legato-ish; returns the perf_counter time of the last note-off."""
         last = 0.0
         for pitch, beats in notes:
-            self.mo.send_message([0x90, pitch, 90])
+            self.mo.send_message([0x90 | self.channel, pitch, 90])
             time.sleep(beats * beat * 0.9)
-            self.mo.send_message([0x80, pitch, 0])
+            self.mo.send_message([0x80 | self.channel, pitch, 0])
             last = time.perf_counter()
             time.sleep(beats * beat * 0.1)
         return last
@@ -110,6 +104,39 @@ class Player:
     def close(self) -> None:
         self.mo.close_port()
         self.mo.delete()
+
+
+def find_port(rt, pattern: str, timeout: float = 5.0) -> str:
+    """The full name of the first port holding ``pattern`` in ``rt``'s listing."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        for p in rt.get_ports():
+            if pattern in p:
+                return p
+        time.sleep(0.05)
+    raise RuntimeError(f"no port {pattern!r} among {rt.get_ports()}")
+
+
+def connected(src: str, dst: str) -> bool:
+    out = subprocess.run(["jack_lsp", "-c"], capture_output=True, text=True, timeout=10).stdout
+    cur = None
+    for line in out.splitlines():
+        if not line.startswith(" "):
+            cur = line.strip()
+        elif cur == src and line.strip() == dst:
+            return True
+    return False
+
+
+def jack_connect(src: str, dst: str, timeout: float = 5.0) -> None:
+    """Connect two ports by name (jack_connect), and check JACK says they are connected."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        subprocess.run(["jack_connect", src, dst], capture_output=True, timeout=10)
+        if connected(src, dst):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"could not connect {src} -> {dst}")
 
 
 def start_daemon(args: list[str], env=None) -> subprocess.Popen:
