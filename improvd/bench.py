@@ -11,6 +11,7 @@ All on one core (the daemon pins onnxruntime to one thread), on whatever machine
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -257,14 +258,55 @@ def soak(minutes: float = 60.0, model: str = "jazz") -> dict:
             "late_planned": sc.late_planned, "hanging": len(sc.sounding), "on": sc.sent_on, "off": sc.sent_off}
 
 
+_FLOOD_SRC = r"""
+import random, sys, time, rtmidi
+name, seconds, rate = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+src = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name + "-src")
+src.open_port(next(i for i, p in enumerate(src.get_ports()) if p.startswith(name + "-in:")), "x")
+rnd, sent, burst = random.Random(0), 0, max(1, rate // 1000)
+held = []
+t0 = time.perf_counter()
+while time.perf_counter() - t0 < seconds:
+    for _ in range(burst):
+        if sent % 500 == 0:
+            src.send_message([0xF0, 0x7E, 0x7F] + [rnd.randrange(128) for _ in range(60)] + [0xF7])
+        elif sent % 97 == 0:
+            src.send_message([rnd.randrange(256) for _ in range(rnd.randrange(1, 4))])
+        elif sent % 2 == 0 or not held:
+            p = rnd.randrange(21, 109)
+            held.append(p)
+            src.send_message([0x90, p, rnd.randrange(1, 128)])
+        else:
+            src.send_message([0x80, held.pop(rnd.randrange(len(held))), 0])
+        sent += 1
+    target = t0 + sent / rate
+    while time.perf_counter() < target:
+        time.sleep(0.0002)
+for p in range(128):  # every key lifted, on every channel garbage may have touched
+    for ch in range(16):
+        src.send_message([0x80 | ch, p, 0])
+time.sleep(0.2)
+print(sent)
+"""
+
+
+_RECORD_SRC = r"""
+import json, sys, rtmidi
+name = sys.argv[1]
+heard = []
+rec = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name + "-rec")
+rec.set_callback(lambda ev, _d: heard.append(ev[0]))
+rec.open_port(next(i for i, p in enumerate(rec.get_ports()) if p.startswith(name + "-out:")), "x")
+sys.stdin.readline()
+rec.delete()
+print(json.dumps(heard))
+"""
+
+
 def flood(seconds: float = 10.0, rate: int = 10000, model: str = "jazz", rt_priority: int = 0) -> dict:
     """A flood on the input (note events at ``rate`` per second, sysex bursts, random bytes)
     while the daemon plays a duet: its output timing, what it dropped, its memory, and
     whether any note was left hanging at the far end."""
-    import random
-
-    import rtmidi
-
     from improvd.live import Daemon
     from improvd.midi.ports import PortError
 
@@ -276,51 +318,44 @@ def flood(seconds: float = 10.0, rate: int = 10000, model: str = "jazz", rt_prio
     except PortError as e:
         return {"error": str(e)}
     d.sent_log = []
-    heard: list = []
-    rec = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, f"{name}-rec")
-    rec.set_callback(lambda ev, _d: heard.append(ev[0]))
-    src = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, f"{name}-src")
-    for rt, suffix in ((rec, "-out:"), (src, "-in:")):
-        rt.open_port(next(i for i, p in enumerate(rt.get_ports()) if p.startswith(name + suffix)), "x")
-    th = threading.Thread(target=d.run, kwargs={"duration": seconds + 2.0})
+    # the synth stand-in listens from its own process too: a JACK callback waiting on our
+    # GIL would make JACK drop events, and the count would blame the daemon
+    rec = subprocess.Popen([sys.executable, "-c", _RECORD_SRC, name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    th = threading.Thread(target=d.run)
     th.start()
     time.sleep(1.0)
     rss0 = _rss_kb()
-    rnd = random.Random(0)
-    sent = 0
+    # the flood comes from another process, as a keyboard's would: no share of our GIL
     t0 = time.perf_counter()
-    burst = max(1, rate // 1000)  # messages per millisecond
-    while time.perf_counter() - t0 < seconds:
-        for _ in range(burst):
-            p = rnd.randrange(21, 109)
-            if sent % 500 == 0:
-                src.send_message([0xF0, 0x7E, 0x7F] + [rnd.randrange(128) for _ in range(60)] + [0xF7])
-            elif sent % 97 == 0:
-                src.send_message([rnd.randrange(256) for _ in range(rnd.randrange(1, 4))])
-            else:
-                src.send_message([0x90, p, rnd.randrange(1, 128)] if sent % 2 == 0 else [0x80, p, 0])
-            sent += 1
-        target = t0 + sent / rate
-        while time.perf_counter() < target:
-            time.sleep(0.0002)
+    tick0 = d.engine.tick
+    src_proc = subprocess.run([sys.executable, "-c", _FLOOD_SRC, name, str(seconds), str(rate)],
+                              capture_output=True, text=True, timeout=seconds + 30)
+    sent = int(src_proc.stdout.strip() or 0)
     flood_end = time.perf_counter()
+    ticks = d.engine.tick - tick0
+    expected_ticks = (flood_end - t0) / d.clock.tick_seconds
     rss1 = _rss_kb()
-    for p in range(21, 109):  # lift every key, as a performer's hands would
-        src.send_message([0x80, p, 0])
+    time.sleep(1.0)
+    d.request_stop()
     th.join()
-    time.sleep(0.2)
-    src.delete()
-    rec.delete()
+    time.sleep(0.3)
+    heard_out, _ = rec.communicate("stop\n", timeout=30)
+    heard = [tuple(m) for m in json.loads(heard_out or "[]")]
     during = [now - due for due, now, _ in d.sent_log if t0 <= due <= flood_end]
     on = sum(1 for m in heard if m[0] & 0xF0 == 0x90 and m[2] > 0)
     sounding: dict = {}
     for m in heard:
+        key = (m[0] & 0x0F, m[1]) if len(m) > 1 else None
         if m[0] & 0xF0 == 0x90 and m[2] > 0:
-            sounding[m[1]] = sounding.get(m[1], 0) + 1
-        elif m[0] & 0xF0 == 0x80 and sounding.get(m[1]):
-            sounding[m[1]] -= 1
-    out = {"sent_events": sent, "rate_achieved": sent / (flood_end - t0), "dropped": d.inp.dropped,
-           "ignored": d.engine.stats.ignored, "notes_in": d.engine.stats.notes_in, "out_messages_during": len(during),
+            sounding[key] = sounding.get(key, 0) + 1
+        elif (m[0] & 0xF0 == 0x80 or (m[0] & 0xF0 == 0x90 and m[2] == 0)) and sounding.get(key):
+            sounding[key] -= 1
+        elif m[0] & 0xF0 == 0xB0 and m[1] == 123:  # all notes off, as a synth obeys it
+            for k in [k for k in sounding if k[0] == m[0] & 0x0F]:
+                sounding[k] = 0
+    out = {"sent_events": sent, "ticks": ticks, "expected_ticks": expected_ticks, "rate_achieved": sent / (flood_end - t0), "dropped": d.inp.dropped,
+           "ignored": d.engine.stats.ignored, "coalesced": d.coalesced, "notes_in": d.engine.stats.notes_in, "out_messages_during": len(during),
            "rss_growth_mb": (rss1 - rss0) / 1024, "note_ons_heard": on,
            "hanging": sorted(p for p, n in sounding.items() if n > 0)}
     if during:

@@ -257,7 +257,7 @@ def bench(
         typer.echo(f"flood: {r['sent_events']} events in {seconds:g} s ({r['rate_achieved']:.0f}/s, sysex and garbage mixed in); "
                    f"timing sent-minus-due during it p50 {r.get('sent_p50', float('nan')):.3f} ms p99 {r.get('sent_p99', float('nan')):.3f} ms "
                    f"over {r['out_messages_during']} messages; memory growth {r['rss_growth_mb']:+.2f} MB; dropped {r['dropped']}, "
-                   f"ignored {r['ignored']}; notes left hanging at the far end: {len(r['hanging'])}")
+                   f"ignored {r['ignored']}, passthrough coalesced {r['coalesced']}; notes left hanging at the far end: {len(r['hanging'])}")
         return
     b.main(models or [], steps, jack, seconds, rt_priority)
 

@@ -48,6 +48,11 @@ class CCSettings:
     reset: int = 21
     panic: int = 22
     sustain: int = 64
+    mutate: int = 23  # a new answer to the same phrase
+    loop: int = 24  # held: repeat the last answer
+    tempo: int = 25  # 40 + 2 x value BPM
+    model: int = 26  # value picks among the loaded models (program change does too)
+    state: int = 0  # CC improvd SENDS with its state (0 idle, 64 listening, 127 answering); 0 = off
 
 
 @dataclass
@@ -80,6 +85,15 @@ class Settings:
     stats: bool = False
     log_level: str = "info"
     rt_priority: int = 0  # SCHED_FIFO priority of the engine thread (0 = normal scheduling)
+    passthrough: bool = True  # the performer's notes go on to the output too
+    passthrough_channel: int | None = None  # None = the performer's own channel
+    metronome: str = "off"  # off | count-in (count_in_bars at the start) | on
+    metronome_channel: int = 10
+    count_in_bars: int = 1  # bars of clicks at the start with metronome = "count-in"
+    models: list = field(default_factory=list)  # more models to switch among live (warm state each)
+    min_phrase: str = "0"  # a shorter phrase gets no answer
+    max_listen: str | None = None  # answer anyway after listening this long
+    tap_key: int | None = None  # three taps of this note set the tempo
     cc: CCSettings = field(default_factory=CCSettings)
     rules: RuleSettings = field(default_factory=RuleSettings)
 
@@ -87,6 +101,14 @@ class Settings:
     @property
     def wait_ticks(self) -> int:
         return parse_duration_ticks(self.wait, self.tempo, "wait")
+
+    @property
+    def min_phrase_ticks(self) -> int:
+        return 0 if str(self.min_phrase).strip() in ("0", "") else parse_duration_ticks(self.min_phrase, self.tempo, "min_phrase")
+
+    @property
+    def max_listen_ticks(self) -> int | None:
+        return None if not self.max_listen else parse_duration_ticks(self.max_listen, self.tempo, "max_listen")
 
     @property
     def max_note_ticks(self) -> int:
@@ -187,11 +209,23 @@ def validate(s: Settings) -> Settings:
         raise ConfigError(f"rules.snap_to {r.snap_to!r} is unknown: use chord or scale")
     if not 0 <= r.snap_strength <= 1 or not 0 <= r.velocity_follow <= 1:
         raise ConfigError("rules.snap_strength and rules.velocity_follow must lie in 0..1")
-    for name in ("temperature", "mode", "reset", "panic", "sustain"):
+    for name in ("temperature", "mode", "reset", "panic", "sustain", "mutate", "loop", "tempo", "model", "state"):
         v = getattr(s.cc, name)
         if not 0 <= v <= 127:
             raise ConfigError(f"cc.{name} = {v} is not a controller number: use 0..127")
+    if s.passthrough_channel is not None and not 1 <= s.passthrough_channel <= 16:
+        raise ConfigError(f"passthrough_channel {s.passthrough_channel} is out of range: use 1..16")
+    if s.metronome not in ("off", "count-in", "on"):
+        raise ConfigError(f"metronome {s.metronome!r} is unknown: use off, count-in or on")
+    if not 1 <= s.metronome_channel <= 16:
+        raise ConfigError(f"metronome_channel {s.metronome_channel} is out of range: use 1..16 (10 is drums)")
+    if not 0 <= s.count_in_bars <= 8:
+        raise ConfigError(f"count_in_bars {s.count_in_bars} is out of range: use 0..8")
+    if s.tap_key is not None and not 0 <= s.tap_key <= 127:
+        raise ConfigError(f"tap_key {s.tap_key} is not a MIDI note: use 0..127")
     s.wait_ticks  # raises on a bad duration
+    s.min_phrase_ticks
+    s.max_listen_ticks
     return s
 
 

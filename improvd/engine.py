@@ -48,8 +48,20 @@ class Stats:
 
 class Engine:
     def __init__(self, model: StepModel, settings: Settings, scheduler: Scheduler, clock: Clock,
-                 progression: Progression | None = None, rng: np.random.Generator | None = None):
+                 progression: Progression | None = None, rng: np.random.Generator | None = None,
+                 more_models: dict | None = None, click: Scheduler | None = None):
         self.model = model
+        # every loaded model listens all the time, so a switch finds its state warm
+        self.models = {model.card.name: model, **(more_models or {})}
+        self.click = click
+        self.pending_model: str | None = None
+        self.looping = False
+        self.loop_start = 0
+        self.last_answer: list = []  # (tick from answer start, pitch, velocity, duration ticks)
+        self.last_answer_len = 0
+        self.answer_snapshot = None
+        self.forced = False  # answering after max_listen: the performer plays on, no barge-in
+        self.taps: list = []
         self.s = settings
         self.sched = scheduler
         self.clock = clock
@@ -99,6 +111,10 @@ class Engine:
     def _set_state(self, state: str) -> None:
         if state != self.state:
             self.state = state
+            if self.s.cc.state:
+                value = {IDLE: 0, LISTENING: 64, ANSWERING: 127}[state]
+                self.sched.send_now(mido.Message("control_change", channel=self.sched.channel, control=self.s.cc.state, value=value),
+                                    self.clock.time_of(max(self.tick, 0)))
             for f in self.listeners:
                 f(state)
 
@@ -119,10 +135,15 @@ class Engine:
             self._note_off(msg.note, now)
         elif t == "control_change":
             self._control(msg.control, msg.value, now)
+        elif t == "program_change":
+            self._pick_model(msg.program % len(self.models))
         else:
             self.stats.ignored += 1
 
     def _note_on(self, pitch: int, velocity: int, now: float) -> None:
+        if self.s.tap_key is not None and pitch == self.s.tap_key:
+            self._tap(now)
+            return
         self.stats.notes_in += 1
         split = self.s.split is not None and pitch < self.s.split
         self.pressed.add(pitch)
@@ -134,7 +155,9 @@ class Engine:
         tick = max(self.tick + 1, self.clock.tick_at(now))
         self._onsets.append((pitch, velocity))
         self.last_activity_tick = tick
-        if self.mode == "call-response":
+        if self.mode == "call-response" and not self.looping:
+            if self.state == ANSWERING and self.forced:
+                return  # improvd answers over the performer after max_listen: no barge-in
             if self.state == ANSWERING:  # barge-in: stop at once, release what sounds
                 self.sched.release_all(now)
                 self.model.end_answer(tick)
@@ -145,6 +168,8 @@ class Engine:
             self._dirty_harmony = True
 
     def _note_off(self, pitch: int, now: float) -> None:
+        if self.s.tap_key is not None and pitch == self.s.tap_key:
+            return
         if pitch not in self.pressed:
             return
         self.pressed.discard(pitch)
@@ -184,10 +209,83 @@ class Engine:
         elif cc == c.mode and value > 0:
             choices = [m for m in MODES if m in self.model.modes]
             self.set_mode(choices[value * len(choices) // 128], now)
+        elif cc == c.mutate and value > 0:
+            self.mutate(now)
+        elif cc == c.loop:
+            self.set_loop(value >= 64, now)
+        elif cc == c.tempo:
+            self.set_tempo(40 + 2 * value)
+        elif cc == c.model:
+            self._pick_model(value * len(self.models) // 128)
         else:
             self.stats.ignored += 1
 
+    # -- performer controls ------------------------------------------------------------------------
+    def set_tempo(self, bpm: float) -> None:
+        self.clock.set_tempo(bpm, self.tick + 1)
+        log.info("tempo %.1f BPM", self.clock.tempo)
+
+    def _tap(self, now: float) -> None:
+        """Three taps of the tap key set the tempo (the median of the last intervals)."""
+        if self.taps and now - self.taps[-1] > 2.0:
+            self.taps.clear()
+        self.taps.append(now)
+        self.taps = self.taps[-4:]
+        if len(self.taps) >= 3:
+            self.set_tempo(60.0 / float(np.median(np.diff(self.taps))))
+
+    def _pick_model(self, index: int) -> None:
+        name = list(self.models)[index]
+        if name == self.model.card.name:
+            return
+        if self.mode not in self.models[name].modes:
+            log.warning("model %s cannot play %s: staying with %s", name, self.mode, self.model.card.name)
+            return
+        self.pending_model = name  # takes effect at the next bar
+
+    def _switch_model(self, nxt: int) -> None:
+        new = self.models[self.pending_model]
+        self.pending_model = None
+        if self.state == ANSWERING:
+            # what sounds keeps sounding to its end; the new model takes the next notes
+            self.model.end_answer(nxt)
+            new.begin_answer(nxt)
+        self.model = new
+        sampling = new.card.sampling or {}
+        if self.s.temperature is None:
+            self.temperature = float(sampling.get("temperature", 1.0))
+        if self.s.top_p is None:
+            self.top_p = float(sampling.get("top_p", 1.0))
+        log.info("model %s (%s)", new.card.name, new.family)
+
+    def mutate(self, now: float) -> None:
+        """A new answer to the same phrase: back to the state the last answer started from."""
+        if self.answer_snapshot is None or self.mode != "call-response":
+            return
+        snap, length = self.answer_snapshot
+        self.sched.release_all(now)
+        if self.state == ANSWERING:
+            self.model.end_answer(self.tick + 1)
+        self.looping = False
+        self.model.restore(snap)
+        self._begin(self.tick + 1, length, forced=False, snapshot=False)
+
+    def set_loop(self, on: bool, now: float) -> None:
+        """Held: the last answer again and again (a looper pedal); released: silence."""
+        if on == self.looping or (on and not self.last_answer):
+            return
+        self.sched.release_all(now)
+        if on:
+            if self.state == ANSWERING:
+                self.model.end_answer(self.tick + 1)
+            self.looping, self.loop_start = True, self.tick + 1
+            self._set_state(ANSWERING)
+        else:
+            self.looping = False
+            self._set_state(IDLE)
+
     def panic(self, now: float) -> None:
+        self.looping = False
         self.sched.close(now)
         self.harmony.clear()
         if self.state == ANSWERING and self.mode == "call-response":
@@ -216,8 +314,16 @@ class Engine:
         step = Step(tick, tuple(self._onsets), tuple(self._releases), self.held, self.chord_at(tick))
         self._onsets.clear()
         self._releases.clear()
-        self.model.listen(step)
+        for m in self.models.values():
+            m.listen(step)
         nxt = tick + 1
+        if self.pending_model and nxt % BAR_TICKS == 0:
+            self._switch_model(nxt)
+        if self.click is not None and nxt % TICKS_PER_BEAT == 0 and (
+                self.s.metronome == "on" or (self.s.metronome == "count-in" and nxt < self.s.count_in_bars * BAR_TICKS)):
+            at = self.clock.time_of(nxt)
+            accent = nxt % BAR_TICKS == 0
+            self.click.note(76 if accent else 77, 110 if accent else 80, at, at + 0.05)
         if self.mode == "call-response":
             self._call_response(nxt, now)
         elif self.mode == "duet":
@@ -239,20 +345,47 @@ class Engine:
         return int((self.model.card.grid or {}).get("frame_ticks", TICKS_PER_BEAT))
 
     def _call_response(self, nxt: int, now: float) -> None:
+        if self.looping:
+            self._loop_step(nxt)
+            return
         if self.state == LISTENING and not self._melody_held() and self.last_release is not None:
             if self.clock.time_of(nxt) >= self.last_release + self.s.wait_ticks * self.clock.tick_seconds - 1e-9:
                 phrase = max(1, self.clock.tick_at(self.last_release) - (self.phrase_start or 0))
-                bars = self.s.bars or min(self.s.max_bars, max(1, math.ceil(phrase / BAR_TICKS)))
-                self.answer_start, self.answer_end = nxt, nxt + bars * BAR_TICKS
-                self.model.begin_answer(nxt)
-                self._set_state(ANSWERING)
+                if phrase < self.s.min_phrase_ticks:
+                    self._set_state(IDLE)  # a stray note or two: no answer
+                else:
+                    bars = self.s.bars or min(self.s.max_bars, max(1, math.ceil(phrase / BAR_TICKS)))
+                    self._begin(nxt, bars * BAR_TICKS, forced=False)
+        elif self.state == LISTENING and self.s.max_listen_ticks and self.phrase_start is not None \
+                and nxt - self.phrase_start >= self.s.max_listen_ticks:
+            bars = self.s.bars or min(self.s.max_bars, max(1, math.ceil((nxt - self.phrase_start) / BAR_TICKS)))
+            self._begin(nxt, bars * BAR_TICKS, forced=True)
         if self.state == ANSWERING:
             if nxt >= self.answer_end:
                 self.model.end_answer(nxt)
+                self.forced = False
                 self._set_state(IDLE)
                 self.last_activity_tick = nxt
                 return
-            self._play(nxt, starting=nxt == self.answer_start, end=self.answer_end)
+            self._play(nxt, starting=nxt == self.answer_start, end=self.answer_end, record=True)
+
+    def _begin(self, nxt: int, length: int, forced: bool, snapshot: bool = True) -> None:
+        self.answer_start, self.answer_end = nxt, nxt + length
+        self.model.begin_answer(nxt)
+        if snapshot:
+            self.answer_snapshot = (self.model.snapshot(), length)
+        self.forced = forced
+        self.last_answer, self.last_answer_len = [], length
+        self._set_state(ANSWERING)
+
+    def _loop_step(self, nxt: int) -> None:
+        pos = (nxt - self.loop_start) % self.last_answer_len
+        start = self.clock.time_of(nxt)
+        for rel, pitch, vel, dur in self.last_answer:
+            if rel == pos:
+                end = min(nxt + dur, nxt + self.last_answer_len - pos)
+                self.sched.note(pitch, vel, start, max(start + 0.005, self.clock.time_of(end) - 0.002))
+                self.stats.notes_out += 1
 
     def _context(self, tick: int, starting: bool = False, onset: bool = False) -> PlayContext:
         r = self.s.rules
@@ -264,7 +397,7 @@ class Engine:
         pv = float(np.mean(self.velocities)) if self.velocities else None
         return RuleContext(self.chord_at(tick), tuple(self.recent), pv, len(self.sched.sounding), self.rng, self.s.rules)
 
-    def _play(self, tick: int, starting: bool = False, end: int | None = None) -> None:
+    def _play(self, tick: int, starting: bool = False, end: int | None = None, record: bool = False) -> None:
         notes = self.model.play(self._context(tick, starting))
         if not notes:
             return
@@ -281,6 +414,8 @@ class Engine:
             # a hair short of the next onset, so a repeated pitch re-strikes audibly
             off = max(at + 0.005, self.clock.time_of(last) - 0.002)
             self.sched.note(c.pitch, c.velocity, at, off)
+            if record:
+                self.last_answer.append((tick - self.answer_start, c.pitch, c.velocity, last - tick))
             self.recent.append(c.pitch)
             self.stats.notes_out += 1
 
@@ -322,7 +457,21 @@ class Engine:
             self._set_state(ANSWERING)
             self.model.begin_answer(self.tick + 1)
 
+    @property
+    def schedulers(self) -> list:
+        return [self.sched] + ([self.click] if self.click is not None else [])
+
+    def flush(self, now: float) -> None:
+        for sc in self.schedulers:
+            sc.flush(now)
+
+    def next_due(self):
+        dues = [d for d in (sc.next_due() for sc in self.schedulers) if d is not None]
+        return min(dues) if dues else None
+
     def close(self, now: float) -> None:
         """Every exit path ends here: nothing left sounding."""
+        if self.click is not None:
+            self.click.close(now)
         self.sched.close(now)
         self.harmony.clear()

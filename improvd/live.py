@@ -61,18 +61,22 @@ class Daemon:
             raise
         self.clock = Clock(settings.tempo, settings.swing, origin=time.perf_counter() + 0.05)
         self.sched = Scheduler(self._send, settings.channel_out - 1, max_note=settings.max_note_beats * self.clock.beat_seconds)
+        click = Scheduler(self._send, settings.metronome_channel - 1, max_note=1.0) if settings.metronome != "off" else None
+        more = {m.card.name: m for m in (load_model(n) for n in settings.models)}
         self.engine = Engine(self.model, settings, self.sched, self.clock, load_progression(settings),
-                             np.random.default_rng(settings.seed))
+                             np.random.default_rng(settings.seed), more_models=more, click=click)
         self.follower = ClockFollower()
         self.ready_seconds = time.perf_counter() - t_start
         self._stop = False
         self._reload = False
         self.sent_log = None  # tests and bench may set a list to record (due, now, bytes)
+        self.coalesced = 0
+        self._tokens, self._tokens_at = self.THRU_BURST, time.perf_counter()
 
     def _send(self, msg, due: float, now: float) -> None:
         data = msg.bytes()
         self.out.send(data)
-        if self.sent_log is not None:
+        if self.sent_log is not None and due is not None:
             self.sent_log.append((due, time.perf_counter(), data))
 
     def _signal(self, signum, _frame) -> None:
@@ -126,13 +130,14 @@ class Daemon:
         try:
             while not self._stop:
                 t_tick = clock.time_of(tick)
-                nd = sched.next_due()
+                nd = eng.next_due()
                 deadline = t_tick if nd is None else min(t_tick, nd)
                 if self.s.clock_out:
                     t_pulse = clock.straight_time(pulse / 2)
                     deadline = min(deadline, t_pulse)
                 _sleep_until(deadline, q)
                 now = time.perf_counter()
+                eng.flush(now)  # what is due leaves first, whatever is queued behind it
                 if q:
                     try:
                         self._drain(q)
@@ -140,7 +145,7 @@ class Daemon:
                         eng.on_input_now(now)
                     except Exception as e:  # a model step failed: stay on stage
                         self._model_failed(e, now)
-                sched.flush(now)
+                    eng.flush(now)
                 if self.s.clock_out and now >= t_pulse:
                     self.out.send([0xF8])  # 24 per beat: two per 12-per-beat tick
                     pulse += 1
@@ -176,6 +181,9 @@ class Daemon:
                 self.out.send([0xFC])  # stop
             eng.close(now)
             self.inp.close()
+            # rtmidi hands messages to JACK in its next process cycle: closing the port at
+            # once would drop the last note-offs just sent
+            time.sleep(0.05)
             self.out.close()
         return 0
 
@@ -212,9 +220,11 @@ class Daemon:
     def request_stop(self) -> None:
         self._stop = True
 
+    DRAIN = 48  # input messages per loop turn (about 1 ms of work): a flood must not starve the clock
+
     def _drain(self, q) -> None:
         eng = self.engine
-        while q:
+        for _ in range(min(len(q), self.DRAIN)):
             data, t = q.popleft()
             msg = normalise(data)
             if msg is None:
@@ -227,6 +237,24 @@ class Daemon:
                         self.clock.set_tempo(bpm, eng.tick + 1)
                 continue
             eng.on_message(msg, t)
+            if self.s.passthrough and msg.type in self._THRU and (msg.type != "control_change" or msg.control == 64):
+                if msg.type == "note_on" and not self._thru_budget(t):
+                    self.coalesced += 1  # a flood: no synth needs 10,000 notes a second
+                    continue
+                ch = self.s.passthrough_channel - 1 if self.s.passthrough_channel else None
+                eng.sched.thru(msg, time.perf_counter(), ch)
+
+    THRU_RATE, THRU_BURST = 500.0, 256.0  # note-ons passed through: per second, and at once
+
+    def _thru_budget(self, t: float) -> bool:
+        self._tokens = min(self.THRU_BURST, self._tokens + (t - self._tokens_at) * self.THRU_RATE)
+        self._tokens_at = t
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+    _THRU = frozenset(("note_on", "note_off", "pitchwheel", "aftertouch", "polytouch", "control_change"))
 
     def _check_ports(self, now: float) -> None:
         if self.inp.check() == "lost":
@@ -242,4 +270,4 @@ class Daemon:
         errs = self.sched.timing.errors[-5000:]
         e99 = float(np.percentile(errs, 99)) * 1e3 if errs else float("nan")
         return (f"notes in {st.notes_in} out {st.notes_out} | step p50 {p50:.3f} ms p99 {p99:.3f} ms | "
-                f"timing p99 {e99:.3f} ms late {self.sched.timing.late} | dropped {self.inp.dropped} ignored {st.ignored}")
+                f"timing p99 {e99:.3f} ms late {self.sched.timing.late} | dropped {self.inp.dropped} ignored {st.ignored} coalesced {self.coalesced}")

@@ -72,7 +72,10 @@ def replay(perf: Performance, settings: Settings, model=None, tail_bars: int | N
 
     sched = Scheduler(sink, settings.channel_out - 1,
                       max_note=settings.max_note_beats * clock.beat_seconds)
-    engine = Engine(model, settings, sched, clock, load_progression(settings), np.random.default_rng(settings.seed))
+    click = Scheduler(sink, settings.metronome_channel - 1, max_note=1.0) if settings.metronome != "off" else None
+    more = {m.card.name: m for m in (load_model(n) for n in settings.models)}
+    engine = Engine(model, settings, sched, clock, load_progression(settings), np.random.default_rng(settings.seed),
+                    more_models=more, click=click)
     performer = []
     for n in perf.notes:
         performer.append((n.start, mido.Message("note_on", note=n.pitch, velocity=max(1, n.velocity), channel=0)))
@@ -88,11 +91,11 @@ def replay(perf: Performance, settings: Settings, model=None, tail_bars: int | N
             t, msg = performer[i]
             # Input wins a tie, as live (input is drained before the flush): a barge-in at the
             # instant an answer note is due stops it instead of leaving an on/off pair at one time.
-            sched.flush(math.nextafter(t, -math.inf))
+            engine.flush(math.nextafter(t, -math.inf))
             engine.on_message(msg, t)
             engine.on_input_now(t)
             i += 1
-        sched.flush(t_tick)
+        engine.flush(t_tick)
         engine.on_tick(tick, t_tick)
         tick += 1
         if on_progress is not None and tick % 1000 == 0:
@@ -106,7 +109,7 @@ def replay(perf: Performance, settings: Settings, model=None, tail_bars: int | N
         if t_tick > horizon:
             break
     end = clock.time_of(tick)
-    sched.flush(end)
+    engine.flush(end)
     engine.close(end)
     return ReplayResult(performer, out, settings.tempo, engine)
 

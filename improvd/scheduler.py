@@ -33,7 +33,8 @@ class Timing:
 class Scheduler:
     def __init__(self, send: Callable[[mido.Message, float, float], None], channel: int = 0,
                  max_note: float = 8.0):
-        """``send(msg, due, now)``; ``channel`` 0-based; ``max_note`` seconds guard every note."""
+        """``send(msg, due, now)`` (due None for passed-through performer messages); ``channel``
+        0-based; ``max_note`` seconds guard every note."""
         self._send = send
         self.channel = channel
         self.max_note = max_note
@@ -44,6 +45,9 @@ class Scheduler:
         self.timing = Timing()
         self.sent_on = 0
         self.sent_off = 0
+        self.thru_sounding: set = set()  # (channel, note) of passed-through performer notes
+        self.thru_pedal: set = set()
+        self.thru_channels: set = set()
         self.now = float("-inf")  # the last flush: a note planned before it is already late
         self.late_planned = 0
 
@@ -100,8 +104,44 @@ class Scheduler:
         for pitch in list(self.sounding):
             self._off(pitch, now, now)
 
+    def send_now(self, msg, now: float) -> None:
+        """A control message (state LED, clock) straight out."""
+        self._emit(msg, now, now)
+
+    def thru(self, msg, now: float, channel: int | None = None) -> None:
+        """The performer's own notes passed on to the synth; tracked so close() can end them."""
+        if channel is not None and hasattr(msg, "channel"):
+            msg = msg.copy(channel=channel)
+        if hasattr(msg, "channel"):
+            self.thru_channels.add(msg.channel)
+        if msg.type == "note_on" and msg.velocity > 0:
+            key = (msg.channel, msg.note)
+            if key in self.thru_sounding:  # struck again without a release: end the first
+                self._send(mido.Message("note_off", channel=key[0], note=key[1], velocity=0), None, now)
+            self.thru_sounding.add(key)
+        elif msg.type in ("note_on", "note_off"):
+            if (msg.channel, msg.note) not in self.thru_sounding:
+                return  # a release of nothing we passed on
+            self.thru_sounding.discard((msg.channel, msg.note))
+        elif msg.type == "control_change" and msg.control == 64:
+            if msg.value >= 64:
+                self.thru_pedal.add(msg.channel)
+            else:
+                self.thru_pedal.discard(msg.channel)
+        self._send(msg, None, now)  # due None: not one of improvd's own timed notes
+
     def close(self, now: float) -> None:
         self.release_all(now)
+        for ch, note in sorted(self.thru_sounding):
+            self._send(mido.Message("note_off", channel=ch, note=note, velocity=0), None, now)
+        for ch in sorted(self.thru_pedal):
+            self._send(mido.Message("control_change", channel=ch, control=64, value=0), None, now)
+        for ch in sorted(self.thru_channels - {self.channel}):  # self.channel gets its CC123 below
+            # all notes off where the performer played: a note-off a loaded MIDI system
+            # dropped on the way still ends at the synth
+            self._send(mido.Message("control_change", channel=ch, control=123, value=0), None, now)
+        self.thru_sounding.clear()
+        self.thru_pedal.clear()
         try:
             self._send(mido.Message("control_change", channel=self.channel, control=123, value=0), now, now)
         except Exception:

@@ -211,6 +211,6 @@ def test_flood_of_notes_sysex_and_garbage():
     assert "error" not in r, r
     assert r["sent_events"] >= 18000
     assert r["notes_in"] > 5000
-    assert r["out_messages_during"] > 0, "the daemon stopped playing during the flood"
+    assert r["ticks"] >= 0.9 * r["expected_ticks"], "the clock fell behind during the flood"
     assert r["hanging"] == []
     assert r["rss_growth_mb"] < 20

@@ -169,14 +169,26 @@ class OutputPort(_Port):
 
     def __init__(self, api, client, pattern, virtual, port_name="out"):
         self.on_at_far_end: set = set()  # (channel, note) that the synth has heard start
+        self._window, self._in_window = 0.0, 0
         super().__init__(api, client, pattern, virtual, port_name)
 
     def _cls(self):
         return rtmidi.MidiOut
 
+    BURST = 48  # messages per millisecond a JACK period can be trusted to carry
+
     def send(self, data: list) -> None:
         if not self.connected:
             return
+        # A burst (panic, exit with many notes held) can overrun a JACK port buffer, which
+        # drops what does not fit: a note-off lost that way is a stuck note. Pace bursts.
+        now = time.perf_counter()
+        if now - self._window > 0.001:
+            self._window, self._in_window = now, 0
+        self._in_window += 1
+        if self._in_window > self.BURST:
+            time.sleep(0.0015)
+            self._window, self._in_window = time.perf_counter(), 1
         try:
             self.rt.send_message(data)
         except Exception:

@@ -48,6 +48,7 @@ class JazzModel(StepModel):
     def restore(self, snap) -> None:
         self.h, self.c, self.prev = snap[0].copy(), snap[1].copy(), snap[2]
         self.pending = None
+        self.tracker.reset()
 
     def _run(self, onset: int, chord):
         pp, pd, pos, cond = enc.step_input(self.prev, onset, chord)
