@@ -34,14 +34,23 @@ Seed = Annotated[Optional[int], typer.Option("--seed", help="seed for a reproduc
 Voices = Annotated[Optional[int], typer.Option("--voices", help="harmonize: most notes added")]
 ChOut = Annotated[Optional[int], typer.Option("--channel-out", help="MIDI channel improvd plays on (1-16)")]
 ChIn = Annotated[Optional[int], typer.Option("--channel-in", help="only listen to this channel (1-16)")]
+Metronome = Annotated[Optional[str], typer.Option("--metronome", help="off | count-in | on")]
+MetroCh = Annotated[Optional[int], typer.Option("--metronome-channel", help="channel of the clicks (10 = drums)")]
+Models = Annotated[Optional[list[str]], typer.Option("--also", help="another model to switch to live (repeatable; program change picks)")]
+MinPhrase = Annotated[Optional[str], typer.Option("--min-phrase", help="shorter phrases get no answer: 2beats, 1bar")]
+MaxListen = Annotated[Optional[str], typer.Option("--max-listen", help="answer anyway after listening this long: 8bars")]
+TapKey = Annotated[Optional[int], typer.Option("--tap-key", help="three taps of this MIDI note set the tempo")]
 
 SHARED = ("model", "mode", "wait", "bars", "tempo", "swing", "chords", "chords_file", "split", "temperature",
-          "top_p", "seed", "voices", "channel_out", "channel_in")
+          "top_p", "seed", "voices", "channel_out", "channel_in", "metronome", "metronome_channel", "models",
+          "min_phrase", "max_listen", "tap_key")
 
 
 def _flags(values: dict) -> dict:
+    values = {("models" if k == "also" else k): v for k, v in values.items()}
     out = {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items() if k in SHARED or k in (
-        "in_port", "out_port", "backend", "virtual", "clock_in", "clock_out", "stats", "client_name", "rt_priority")}
+        "in_port", "out_port", "backend", "virtual", "clock_in", "clock_out", "stats", "client_name", "rt_priority",
+        "passthrough", "passthrough_channel")}
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -65,7 +74,10 @@ def run(
     config: Config = None, model: Model = None, mode: Mode = None, wait: Wait = None, bars: Bars = None,
     tempo: Tempo = None, swing: Swing = None, chords: Chords = None, chords_file: ChordsFile = None,
     split: Split = None, temperature: Temp = None, top_p: TopP = None, seed: Seed = None, voices: Voices = None,
-    channel_out: ChOut = None, channel_in: ChIn = None,
+    channel_out: ChOut = None, channel_in: ChIn = None, metronome: Metronome = None, metronome_channel: MetroCh = None,
+    also: Models = None, min_phrase: MinPhrase = None, max_listen: MaxListen = None, tap_key: TapKey = None,
+    passthrough: Annotated[Optional[bool], typer.Option("--passthrough/--no-passthrough", help="the performer's notes go on to the output too (default on)")] = None,
+    passthrough_channel: Annotated[Optional[int], typer.Option("--passthrough-channel", help="put passed-through notes on this channel")] = None,
 ):
     """Listen on a MIDI input and play back on a MIDI output, live."""
     from improvd.config import load_settings
@@ -89,7 +101,8 @@ def replay(
     config: Config = None, model: Model = None, mode: Mode = None, wait: Wait = None, bars: Bars = None,
     tempo: Tempo = None, swing: Swing = None, chords: Chords = None, chords_file: ChordsFile = None,
     split: Split = None, temperature: Temp = None, top_p: TopP = None, seed: Seed = None, voices: Voices = None,
-    channel_out: ChOut = None, channel_in: ChIn = None,
+    channel_out: ChOut = None, channel_in: ChIn = None, metronome: Metronome = None, metronome_channel: MetroCh = None,
+    also: Models = None, min_phrase: MinPhrase = None, max_listen: MaxListen = None, tap_key: TapKey = None,
 ):
     """Drive the engine from a MIDI file on a virtual clock and write what it answers."""
     from improvd.config import load_settings
@@ -132,6 +145,38 @@ def ports(backend: Annotated[str, typer.Option("--backend")] = "auto"):
     typer.echo("outputs:")
     for p in outs:
         typer.echo(f"  {p}")
+
+
+@app.command()
+def learn(
+    in_port: Annotated[Optional[str], typer.Option("--in", help="the controller's port (default: a virtual port)")] = None,
+    backend: Annotated[Optional[str], typer.Option("--backend")] = None,
+    config: Annotated[Path, typer.Option("--config", help="config file to write the [cc] table into")] = Path("improvd.toml"),
+    timeout: Annotated[float, typer.Option("--timeout", help="seconds to wait for each control")] = 20.0,
+    only: Annotated[Optional[list[str]], typer.Option("--control", help="learn only these controls (repeatable)")] = None,
+):
+    """MIDI learn: move each control in turn; the CCs go into the config's [cc] table."""
+    from improvd.config import load_settings
+    from improvd.learn import CONTROLS, learn as do_learn
+
+    bad = [c for c in (only or []) if c not in CONTROLS]
+    if bad:
+        raise ImprovdError(f"--control {bad[0]!r} is not a control: use {', '.join(CONTROLS)}")
+    flags = {k: v for k, v in {"in_port": in_port, "backend": backend}.items() if v is not None}
+    settings = load_settings(config if config.exists() else None, flags)
+    do_learn(settings, config, tuple(only or CONTROLS), timeout, typer.echo)
+
+
+@app.command()
+def render(
+    midi: Annotated[Path, typer.Argument(help="MIDI file, e.g. a replay's answer")],
+    output: Annotated[Path, typer.Option("--output", "-o", help=".wav, .flac or .ogg")],
+    soundfont: Annotated[Optional[str], typer.Option("--soundfont", help="a General MIDI .sf2")] = None,
+):
+    """Render a MIDI file to audio through FluidSynth."""
+    from improvd.render import render as do_render
+
+    typer.echo(f"wrote {do_render(midi, output, soundfont)}")
 
 
 @app.command()

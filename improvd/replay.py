@@ -114,10 +114,18 @@ def replay(perf: Performance, settings: Settings, model=None, tail_bars: int | N
     return ReplayResult(performer, out, settings.tempo, engine)
 
 
+PERFORMER_PROGRAM, IMPROVD_PROGRAM = 0, 11  # GM acoustic grand and vibraphone: two voices a listener tells apart
+
+
 def write_result(res: ReplayResult, path: Path) -> None:
-    perf_msgs = [(t, m) for t, m in res.performer]
     mach = [(t, m) for t, m in res.machine if m.type in ("note_on", "note_off")]
-    write_midi(path, [("performer", perf_msgs), ("improvd", mach)], res.tempo)
+    used = {m.channel for _, m in mach}
+    # the performer keeps channel 1 unless improvd plays there; then it moves to the first free one
+    pch = 0 if 0 not in used else next(c for c in range(16) if c not in used and c != 9)
+    perf_msgs = [(-1.0, mido.Message("program_change", channel=pch, program=PERFORMER_PROGRAM))]
+    perf_msgs += [(t, m.copy(channel=pch)) for t, m in res.performer]
+    programs = [(-1.0, mido.Message("program_change", channel=c, program=IMPROVD_PROGRAM)) for c in sorted(used) if c != 9]
+    write_midi(path, [("performer", perf_msgs), ("improvd", programs + mach)], res.tempo)
 
 
 def replay_realtime(perf: Performance, settings: Settings) -> ReplayResult:

@@ -7,10 +7,12 @@ so whole bars are sampled ahead and kept in a small look-ahead buffer; the work 
 ticks with a fixed char budget per tick, so the clock is never held up.
 
 Constraints (the same ones `evaluate` reports as "constrained"): header lines in the order X T
-(Z) M L K with parseable M:/L:/K: values; in the body no new field or tune at a line start,
-and every bar checked by the streaming parser the moment its bar line is complete: a bar that
-overfills M:, or falls short anywhere but at a line start (a pickup) or a repeat/section end,
-is sampled again from its start (at most ``BAR_RETRIES`` times).
+(Z) M L K with parseable M:/L:/K: values; the body written in the corpus's own alphabet
+(note letters, z and signs, anything inside chord quotes; '!' only after a bar line, as the
+lab's line ends; no field or new tune), no blank line before 8 notes (never in an answer); and
+every bar checked by the streaming parser the moment its bar line is complete: a bar that
+overfills M:, or falls short anywhere but at a line start (a pickup) or a line end (the bar
+that completes it), is sampled again from its start (at most ``BAR_RETRIES`` times).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from improvd.models.base import NoteOut, PlayContext, Step, StepModel
 from improvd.models.card import ModelCard, ModelError, check_encoding, open_session
 from improvd.sampling import sample
 
-BAR_RETRIES = 6
+BAR_RETRIES = 10
 HEADER_RETRIES = 5
 FEED_BUDGET = 24  # performer chars fed per tick
 SAMPLE_BUDGET = 6  # answer chars sampled per tick (a bar is ~10-20 chars, 48 ticks)
@@ -36,7 +38,12 @@ LOOKAHEAD_TICKS = 48  # keep this much of the answer sampled ahead
 
 _NL = enc.CHAR_INDEX["\n"]
 _LETTERS = np.array([ch.isalpha() for ch in enc.VOCAB])
-_BODY_LINE_START_BAN = np.array([ch.isalpha() and ch not in "ABCDEFGabcdefgz" for ch in enc.VOCAB])
+# Outside quotes the body is written in the lab corpus's own alphabet: note letters, z, and
+# the signs of lengths, bars, tuplets, ties, accidentals and chords. Other letters are
+# decorations or fields there, and what music21 reads from them is not what the stream reads.
+_BODY_CHARS = set("ABCDEFGabcdefgz0123456789 /<>()[]|:^_=,'-!\"\n")
+_BODY_BAN = np.array([ch not in _BODY_CHARS for ch in enc.VOCAB])
+_BANG = enc.CHAR_INDEX["!"]
 _HEADER_ORDER = {"X": "T", "T": "TZM", "Z": "M", "M": "L", "L": "K"}
 
 
@@ -95,11 +102,16 @@ class CharLM:
                 text += ch
                 self.step(enc.CHAR_INDEX[ch])
             return text.rstrip("\n")
-        text = _sample_header(self, rng, temperature, top_p, primer)
-        head = enc.header(text)
-        if "K" not in head:
-            return text
-        parser = AbcStream(key=head["K"], meter=head.get("M"), unit=head.get("L"))
+        if "K" in enc.header(primer) and "\nK:" in "\n" + primer:
+            text = primer  # a primer with a whole header: its body goes on
+            parser = AbcStream()
+            parser.feed_text(primer)
+        else:
+            text = _sample_header(self, rng, temperature, top_p, primer)
+            head = enc.header(text)
+            if "K" not in head:
+                return text
+            parser = AbcStream(key=head["K"], meter=head.get("M"), unit=head.get("L"))
         bars = BarSampler(self, parser, allow_end=True)
         while len(text) < max_chars:
             seg = bars.next_bar(rng, temperature, top_p, budget=max_chars - len(text) + 8)
@@ -116,8 +128,18 @@ def _sample_header(lm: CharLM, rng, temperature, top_p, primer: str) -> str:
     M:, L:, K: value checked; a bad line is sampled again, then replaced by a default."""
     text = primer
     if "\n" not in text:
-        # finish the primer's line
-        text += _sample_line(lm, rng, temperature, top_p)
+        # finish the primer's line; an X: line needs a number
+        snap = lm.snapshot()
+        for _try in range(HEADER_RETRIES):
+            rest = _sample_line(lm, rng, temperature, top_p)
+            if not text.startswith("X:") or (text + rest)[2:].strip().isdigit():
+                break
+            lm.restore(snap)
+        else:
+            lm.restore(snap)
+            rest = "1\n"
+            lm.feed(rest)
+        text += rest
     defaults = {"T": "T:Untitled\n", "M": "M:4/4\n", "L": "L:1/8\n", "K": "K:D Major\n", "Z": "Z: id:improvd\n"}
     while True:
         lines = [ln for ln in text.split("\n") if ln]
@@ -239,8 +261,8 @@ class BarSampler:
         if length == target:
             return True
         pickup = self.bars_done == 0 or "\n" in body  # first bar of the tune or of a line
-        section_end = any(s in mark.text for s in (":", "||", "]"))
-        return pickup or section_end
+        line_end = job["text"][-1:] in ("!", "\n")  # the bar that closes a line closes a section
+        return pickup or line_end
 
     def _accept(self, job, ch: str, mark: AbcMark) -> Segment:
         text, out = job["text"], job["out"]
@@ -263,12 +285,13 @@ class BarSampler:
         job["steps"] = 0
 
     def _mask(self, text: str):
+        if self.parser._mode == "quote":
+            return None  # a chord symbol: free text up to the closing quote
         prev = text[-1:] or (enc.VOCAB[self.lm.last] if self.lm.last is not None else "")
-        at_line_start = prev == "\n"
-        if not at_line_start:
-            return None
-        mask = _BODY_LINE_START_BAN.copy()
-        if not self.allow_end or self.parser.n_notes < self.min_notes:
+        mask = _BODY_BAN.copy()
+        if prev not in "|:]":
+            mask[_BANG] = True  # '!' ends a line after a bar line (the lab's style), nowhere else
+        if prev == "\n" and (not self.allow_end or self.parser.n_notes < self.min_notes):
             mask[_NL] = True  # no blank line: the tune (or the answer) goes on
         return mask
 
