@@ -476,21 +476,44 @@ def generate(model: str, out: Path, length: int | None, seed: int | None, temper
         score.write("midi", fp=str(mid))
         written.append(mid)
     except Exception as e:
-        print(f"music21 could not render the tune to MIDI ({type(e).__name__}); tune.abc is written")
+        print(f"music21 could not render the tune to MIDI ({type(e).__name__}, often a repeat it cannot expand): "
+              "tune.mid is written from the stream parser's notes, repeats not expanded")
     from improvd.abcstream import parse_text
 
     notes, _ = parse_text(text)
-    written.append(piano_roll(notes, out / "tune.png", title=enc.header(text).get("T", "tune")))
+    mid = out / "tune.mid"
+    if mid not in written:
+        written.append(_notes_midi(notes, mid))
+    written.append(piano_roll(notes, out / "tune.png", title=enc.header(text).get("T", "tune"),
+                              midi=mid if mid in written else None))
     return written
 
 
-def piano_roll(notes, path: Path, title: str = "") -> Path:
-    try:
-        from improvd import plot as iplot  # a shared plotter, if the project has one
-        if hasattr(iplot, "piano_roll"):
-            return iplot.piano_roll([(n.onset, n.pitch, n.duration) for n in notes if n.pitch is not None], path, title=title)
-    except ImportError:
-        pass
+def _notes_midi(notes, path: Path, tempo: float = 120.0) -> Path:
+    import mido
+
+    from improvd.midi.files import write_midi
+
+    beat = 60.0 / tempo
+    msgs = []
+    for n in notes:
+        for p in (n.pitches or ((n.pitch,) if n.pitch is not None else ())):
+            msgs.append((n.onset / 12 * beat, mido.Message("note_on", note=p, velocity=90)))
+            msgs.append(((n.onset + n.duration) / 12 * beat - 1e-3, mido.Message("note_off", note=p, velocity=0)))
+    msgs.sort(key=lambda m: m[0])
+    write_midi(path, [("folk", msgs)], tempo)
+    return Path(path)
+
+
+def piano_roll(notes, path: Path, title: str = "", midi: Path | None = None) -> Path:
+    """The project's piano roll (improvd/plot.py, from the MIDI file) where there is a MIDI file;
+    otherwise the notes the stream parser read, drawn here."""
+    if midi is not None:
+        try:
+            from improvd import plot as iplot
+            return iplot.piano_roll(midi, path, title=title)
+        except (ImportError, AttributeError):
+            pass
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
