@@ -35,12 +35,14 @@ class ReplayResult:
 def select(perf: Performance, tracks=None, beats: tuple | None = None) -> Performance:
     """Keep some tracks and a window of beats (shifted to start at 0); drums never."""
     notes = [n for n in perf.notes if n.channel != 9 and (not tracks or n.track in tracks)]
+    controls = [c for c in perf.controls if c[1] != 9 and (not tracks or c[4] in tracks)]
     if beats is not None:
         b0, b1 = beats
         t0, t1 = b0 * perf.beat_seconds, b1 * perf.beat_seconds
         notes = [n.__class__(n.pitch, n.velocity, n.start - t0, min(n.end, t1) - t0, n.channel, n.track)
                  for n in notes if t0 <= n.start < t1]
-    return Performance(tuple(notes), perf.tempo, perf.beat_seconds, perf.path, perf.ticks_per_beat)
+        controls = [(t - t0, *rest) for t, *rest in controls if t0 <= t < t1]
+    return Performance(tuple(notes), perf.tempo, perf.beat_seconds, perf.path, perf.ticks_per_beat, tuple(controls))
 
 
 def load_progression(settings: Settings) -> Progression | None:
@@ -80,8 +82,10 @@ def replay(perf: Performance, settings: Settings, model=None, tail_bars: int | N
     for n in perf.notes:
         performer.append((n.start, mido.Message("note_on", note=n.pitch, velocity=max(1, n.velocity), channel=0)))
         performer.append((n.end, mido.Message("note_off", note=n.pitch, velocity=0, channel=0)))
+    for t, ch, control, value, _track in perf.controls:
+        performer.append((t, mido.Message("control_change", channel=0, control=control, value=value)))
     performer.sort(key=lambda x: (x[0], 0 if x[1].type == "note_off" else 1))
-    last_input = performer[-1][0]
+    last_input = max(t for t, m in performer if m.type != "control_change")
     extra = tail_bars if tail_bars is not None else (settings.max_bars + 2)
     horizon = last_input + settings.wait_ticks * clock.tick_seconds + extra * BAR_TICKS * clock.tick_seconds
     i, tick = 0, 0

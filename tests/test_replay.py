@@ -33,18 +33,32 @@ def run(path, seed=1, tracks=None, beats=None, **flags):
 
 
 def silences(performer, split=None):
-    """(release, next_onset) of every moment the performer's melody hand leaves the keys."""
-    held, out, start = 0, [], None
-    for t, m in sorted(performer, key=lambda x: (x[0], 0 if x[1].type == "note_off" else 1)):
+    """(release, next_onset) of every moment the performer's melody hand leaves the keys and
+    the sustain pedal lets them go."""
+    down, sustained, pedal, out, start = set(), set(), False, [], None
+    order = lambda x: (x[0], 0 if x[1].type in ("note_off", "control_change") else 1)
+    for t, m in sorted(performer, key=order):
+        if m.type == "control_change":
+            if m.control != 64:
+                continue
+            pedal = m.value >= 64
+            if not pedal and sustained:
+                sustained.clear()
+                if not down:
+                    start = t
+            continue
         if split is not None and m.note < split:
             continue  # the left hand below the split point plays chords, not phrases
         if m.type == "note_on":
-            if held == 0 and start is not None:
+            if not down and not sustained and start is not None:
                 out.append((start, t))
-            held += 1
+            down.add(m.note)
+            sustained.discard(m.note)
         else:
-            held -= 1
-            if held == 0:
+            down.discard(m.note)
+            if pedal:
+                sustained.add(m.note)
+            elif not down and not sustained:
                 start = t
     out.append((start, float("inf")))
     return out
@@ -117,13 +131,11 @@ def test_the_wait_is_the_configured_one(wait):
 
 
 def test_ballad_pedal_is_audible_in_live_engine_terms():
-    """Without the pedal the ballad is a plain call: answered a wait after the last key lets go."""
+    """With the pedal the ballad is still one call: answered a wait after the pedal lets go."""
     s, res = run(PHRASES / "ballad.mid", seed=1, bars=2)
     assert check_call_response(s, res, bars=2)[0] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="replay feeds only notes to the engine (read_midi drops control changes), "
-                   "so a phrase held by the sustain pedal is answered while the pedal still holds it")
 def test_ballad_answer_waits_for_the_pedal():
     s, res = run(PHRASES / "ballad.mid", seed=1, bars=2)
     beat = 60.0 / s.tempo

@@ -34,6 +34,7 @@ class Performance:
     beat_seconds: float
     path: str = ""
     ticks_per_beat: int = 480
+    controls: tuple = ()  # (seconds, channel, control, value, track): the sustain pedal and friends
 
     def to_grid(self, t: float) -> int:
         return int(round(t / self.beat_seconds * TICKS_PER_BEAT))
@@ -52,6 +53,7 @@ def read_midi(path: str | Path, tracks: set[int] | None = None) -> Performance:
         raise ImprovdError(f"MIDI file {path} is type 2 (independent patterns): save it as type 0 or 1")
     tempo = None
     notes: list[Note] = []
+    controls: list = []
     open_notes: dict[tuple, tuple] = {}
     # Merge tracks keeping track numbers, then walk once applying tempo changes in order.
     seconds, cur_tempo = 0.0, 500000
@@ -73,6 +75,9 @@ def read_midi(path: str | Path, tracks: set[int] | None = None) -> Performance:
             continue
         if tracks is not None and ti not in tracks:
             continue
+        if msg.type == "control_change":
+            controls.append((seconds, msg.channel, msg.control, msg.value, ti))
+            continue
         if msg.type == "note_on" and msg.velocity > 0:
             key = (ti, msg.channel, msg.note)
             if key in open_notes:  # re-struck without a note-off: end the first one here
@@ -88,7 +93,7 @@ def read_midi(path: str | Path, tracks: set[int] | None = None) -> Performance:
         notes.append(Note(p, v, s, max(seconds, s + 0.1), ch, ti))
     notes.sort(key=lambda n: (n.start, n.pitch))
     bpm = tempo or 120.0
-    return Performance(tuple(notes), bpm, 60.0 / bpm, str(path), mid.ticks_per_beat)
+    return Performance(tuple(notes), bpm, 60.0 / bpm, str(path), mid.ticks_per_beat, tuple(controls))
 
 
 def write_midi(path: str | Path, tracks: list[tuple[str, list]], tempo: float, ticks_per_beat: int = 480) -> None:
