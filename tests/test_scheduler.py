@@ -174,6 +174,7 @@ def test_no_hanging_notes_whatever_happens(plan, max_note):
             s.flush(now)
         elif op[0] == "release":
             now += op[1]
+            s.flush(now)  # the daemon's loop sends what is due before it handles the input
             s.release_all(now)
             assert w.sounding() == set()  # a barge-in leaves nothing sounding at once
         elif op[0] == "cancel":
