@@ -268,7 +268,8 @@ class Engine:
             self.model.end_answer(self.tick + 1)
         self.looping = False
         self.model.restore(snap)
-        self._begin(self.tick + 1, length, forced=False, snapshot=False)
+        # tick+1 is being planned already: the next tick that can still start a note is tick+2
+        self._begin(self.tick + 2, length, forced=False, snapshot=False)
 
     def set_loop(self, on: bool, now: float) -> None:
         """Held: the last answer again and again (a looper pedal); released: silence."""
@@ -278,7 +279,7 @@ class Engine:
         if on:
             if self.state == ANSWERING:
                 self.model.end_answer(self.tick + 1)
-            self.looping, self.loop_start = True, self.tick + 1
+            self.looping, self.loop_start = True, self.tick + 2
             self._set_state(ANSWERING)
         else:
             self.looping = False

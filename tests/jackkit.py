@@ -68,6 +68,9 @@ class Recorder:
                 sounding[key] = sounding.get(key, 0) + 1
             elif (st == 0x80 or st == 0x90) and sounding.get(key):
                 sounding[key] -= 1
+            elif st == 0xB0 and len(d) > 2 and d[1] == 123:  # all notes off, as a synth obeys it
+                for k in [k for k in sounding if k[0] == d[0] & 0x0F]:
+                    sounding[k] = 0
         return sorted(k for k, n in sounding.items() if n > 0)
 
     def close(self) -> None:
