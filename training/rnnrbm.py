@@ -237,11 +237,16 @@ def frame_accuracy(net: RnnRbm, rolls: list, device, samples: int = 10, k: int =
             p, _ = net.gibbs(torch.zeros_like(bv), bv, bh, k, g)
             preds.append(p)
         pred = torch.stack(preds)
-    tp = float((pred * v).sum())
-    fp = float((pred * (1 - v)).sum())
-    fn = float(((1 - pred) * v).sum())
-    acc = tp / max(tp + fp + fn, 1e-9)
-    return {"acc": acc, "acc_mode": mode, "acc_samples": pred.shape[0], "acc_gibbs_k": k}
+    return {"acc": bay_accuracy(pred, v[None]), "acc_mode": mode, "acc_samples": pred.shape[0], "acc_gibbs_k": k}
+
+
+def bay_accuracy(pred: torch.Tensor, truth: torch.Tensor) -> float:
+    """TP / (TP + FP + FN) with the counts summed over every frame (and sample) first."""
+    pred, truth = torch.as_tensor(pred, dtype=torch.float32), torch.as_tensor(truth, dtype=torch.float32)
+    tp = float((pred * truth).sum())
+    fp = float((pred * (1 - truth)).sum())
+    fn = float(((1 - pred) * truth).sum())
+    return tp / max(tp + fp + fn, 1e-9)
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -339,7 +344,7 @@ def train(cfg: TrainConfig) -> dict:
     net = RnnRbm(enc.UNITS, p["hidden"], p["recurrent"], p["learn_u0"]).to(device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     t_pre = time.time()
-    pre = pretrain_rbm(net, train_r, p, device, gen) if p["pretrain_epochs"] else []
+    pre = pretrain_rbm(net, train_r, p, device, gen) if p["pretrain_epochs"] and not cfg.resume else []
     t_pre = time.time() - t_pre
     params = [q for q in net.parameters() if q.requires_grad]
     if p["optimizer"] == "sgd":
@@ -608,6 +613,7 @@ def main(argv=None) -> int:
     t.add_argument("--device", default="auto")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-items", type=int)
+    t.add_argument("--resume", action="store_true", help="go on from the run folder's last.pt")
     t.add_argument("--set", nargs="*", default=[], help="preset overrides, key=value")
     e = sub.add_parser("evaluate", help="LL (AIS) and ACC of a run folder or exported model")
     e.add_argument("model")
@@ -627,7 +633,8 @@ def main(argv=None) -> int:
         return gpu_job(a.data, Path(a.out), a.seconds)
     if a.cmd == "train":
         cfg = TrainConfig(family="rnnrbm", preset=a.preset, data=a.data, out=a.out, epochs=a.epochs, device=a.device,
-                          seed=a.seed, max_items=a.max_items, extra=_parse_extra(a.set))
+                          seed=a.seed, max_items=a.max_items, resume=a.resume,
+                          extra=_parse_extra(a.set))
         s = train(cfg)
         print(f"best valid loss {s['best_valid_loss']:.4f} after {s['epochs_run']} epochs in {s['wall_seconds']:.1f}s on {s['device_name']}")
     else:
@@ -642,6 +649,7 @@ SWEEP = {
     "h300": ["hidden=300"],
     "transpose3": ["transpose=3"],
     "h300-k25": ["hidden=300", "k=25"],
+    "lr3e-4": ["lr=0.0003"],
 }
 
 
@@ -654,6 +662,7 @@ def gpu_job(data: str, out: Path, seconds: float) -> int:
     import sys
 
     out.mkdir(parents=True, exist_ok=True)
+    Path("runs").mkdir(exist_ok=True)
     procs = {}
     for name, sets in SWEEP.items():
         cmd = [sys.executable, "-m", "training.rnnrbm", "train", "--preset", "default", "--data", data,
@@ -672,7 +681,11 @@ def gpu_job(data: str, out: Path, seconds: float) -> int:
         if not (rd / "metrics.json").exists():
             continue
         m = json.loads((rd / "metrics.json").read_text())
-        r = evaluate(str(rd), [data], "valid", 0, 0, show=False)
+        try:
+            r = evaluate(str(rd), [data], "valid", 0, 0, show=False)
+        except Exception as e:  # one bad candidate must not lose the others' figures
+            print(f"{name}: evaluation failed: {e!r}", flush=True)
+            continue
         (rd / "eval.json").write_text(json.dumps(r, indent=2) + "\n")
         summary[name] = {k: m.get(k) for k in ("best_valid_loss", "epochs_run", "wall_seconds", "stopped_by_time",
                                                  "extrapolated_seconds_all_epochs", "train_seconds_measured",
@@ -682,7 +695,7 @@ def gpu_job(data: str, out: Path, seconds: float) -> int:
     best = min((n for n in summary if n != "tutorial"), key=lambda n: -summary[n]["eval"]["ll_per_step"])
     summary["chosen_default"] = best
     (out / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
-    for name, files in ((best, ("best.pt", "metrics.json", "loss.png", "eval.json")), ("tutorial", ("best.pt", "metrics.json", "loss.png"))):
+    for name, files in ((best, ("best.pt", "metrics.json", "loss.png", "eval.json")), ("tutorial", ("metrics.json", "loss.png"))):
         for f in files:
             src = Path(f"runs/gpu-{name}") / f
             if src.exists():

@@ -44,11 +44,13 @@ def gibbs_clamped(W: np.ndarray, bv: np.ndarray, bh: np.ndarray, k: int, rng: np
     v[on] = 1.0
     start = k - (average_last or k)
     marg = np.zeros(nv, np.float64)
+    uh = rng.random((k, W.shape[1]))  # all the uniforms in two calls, not 2k
+    uv = rng.random((k, nv))
     for s in range(k):
         ph = _sigmoid(v @ Wt + bht)
-        h = (rng.random(ph.shape[0]) < ph).astype(W.dtype)
+        h = (uh[s] < ph).astype(W.dtype)
         pv = _sigmoid(Wt @ h + bvt)
-        v = (rng.random(nv) < pv).astype(W.dtype)
+        v = (uv[s] < pv).astype(W.dtype)
         v[on] = 1.0
         v[off] = 0.0
         if s >= start:
