@@ -12,7 +12,9 @@ Constraints (the same ones `evaluate` reports as "constrained"): header lines in
 lab's line ends; no field or new tune), no blank line before 8 notes (never in an answer); and
 every bar checked by the streaming parser the moment its bar line is complete: a bar that
 overfills M:, or falls short anywhere but at a line start (a pickup) or a line end (the bar
-that completes it), is sampled again from its start (at most ``BAR_RETRIES`` times).
+that completes it), is sampled again from its start (at most ``BAR_RETRIES`` times). Offline,
+a whole tune whose bars could not be fitted is sampled again (``sample_tune``); live, the bar
+is played as it is.
 """
 
 from __future__ import annotations
@@ -88,8 +90,19 @@ class CharLM:
 
     # -- whole tunes ------------------------------------------------------------------------------
     def sample_tune(self, rng, temperature: float = 1.0, primer: str = "X:", max_chars: int = 1500,
-                    constrained: bool = False, top_p: float = 1.0) -> str:
-        """A tune from ``primer`` (the lab starts from 'X'), up to the blank line that ends it."""
+                    constrained: bool = False, top_p: float = 1.0, attempts: int = 4) -> str:
+        """A tune from ``primer`` (the lab starts from 'X'), up to the blank line that ends it.
+
+        Constrained, a tune whose bars the sampler could not fit to its M: (a bar still wrong
+        after BAR_RETRIES tries: the model writes a jig under M:2/4) is dropped and sampled
+        again from the primer, ``attempts`` tunes at most; the last one is returned."""
+        for _ in range(max(1, attempts) if constrained else 1):
+            text, gave_up = self._sample_once(rng, temperature, primer, max_chars, constrained, top_p)
+            if not gave_up:
+                break
+        return text
+
+    def _sample_once(self, rng, temperature, primer, max_chars, constrained, top_p):
         self.reset()
         primer = enc.to_ascii(primer) or "X:"
         self.feed(primer)
@@ -101,7 +114,7 @@ class CharLM:
                     break
                 text += ch
                 self.step(enc.CHAR_INDEX[ch])
-            return text.rstrip("\n")
+            return text.rstrip("\n"), 0
         if "K" in enc.header(primer) and "\nK:" in "\n" + primer:
             text = primer  # a primer with a whole header: its body goes on
             parser = AbcStream()
@@ -110,7 +123,7 @@ class CharLM:
             text = _sample_header(self, rng, temperature, top_p, primer)
             head = enc.header(text)
             if "K" not in head:
-                return text
+                return text, 0
             parser = AbcStream(key=head["K"], meter=head.get("M"), unit=head.get("L"))
         bars = BarSampler(self, parser, allow_end=True)
         while len(text) < max_chars:
@@ -120,7 +133,7 @@ class CharLM:
             text += seg.text
             if seg.ended:
                 break
-        return text.rstrip("\n")
+        return text.rstrip("\n"), bars.gave_up
 
 
 def _sample_header(lm: CharLM, rng, temperature, top_p, primer: str) -> str:
@@ -212,6 +225,7 @@ class BarSampler:
         self.first_bar = first_bar  # length the first bar must have (the answer starts mid-bar)
         self.min_notes = min_notes_to_end
         self.bars_done = 0
+        self.gave_up = 0
         self.carry = ""  # the char that completed the last bar: it opens the next one
         self.carry_out: list = []
         self._job = None
@@ -240,7 +254,10 @@ class BarSampler:
             if not done and job["steps"] < 200:
                 continue
             mark = done[0] if done else AbcMark("bar", "")
-            if mark.kind != "bar" or self._bar_ok(job, mark) or job["tries"] >= BAR_RETRIES or not done:
+            if mark.kind != "bar" or self._bar_ok(job, mark) or not done:
+                return self._accept(job, ch, mark)
+            if job["tries"] >= BAR_RETRIES:
+                self.gave_up += 1  # the model keeps writing another meter than the header's
                 return self._accept(job, ch, mark)
             self._retry(job)
         return None
