@@ -33,17 +33,20 @@ class Stop(Exception):
     pass
 
 
-def _sleep_until(deadline: float, queue, daemon=None) -> None:
-    """Sleep until ``deadline`` (perf_counter), until input arrives or a stop is asked for,
-    spinning the last 0.3 ms."""
+def _sleep_until(deadline: float, queue, daemon=None, wake=None) -> None:
+    """Sleep until ``deadline`` (perf_counter), until input arrives (``wake`` is set by the
+    MIDI thread) or a stop is asked for; the last 0.3 ms is spun, which no sleep can hit."""
     while True:
         now = time.perf_counter()
         left = deadline - now
         if left <= 0 or queue or (daemon is not None and daemon._stop):
             return
         if left > 0.0006:
-            time.sleep(min(left - 0.0003, 0.002))
-        # else spin: sleep() cannot hit a target this close
+            if wake is not None:
+                wake.wait(min(left - 0.0003, 0.25))
+                wake.clear()
+            else:
+                time.sleep(min(left - 0.0003, 0.002))
 
 
 class Daemon:
@@ -84,9 +87,10 @@ class Daemon:
         if signum == signal.SIGHUP:
             self._reload = True
         else:
-            # only a flag: the loop wakes at least every 2 ms and leaves through its finally,
-            # never from the middle of a send
+            # only a flag: the loop wakes and leaves through its finally, never from the
+            # middle of a send
             self._stop = True
+            self.inp.wake.set()
 
     def reload(self) -> None:
         """SIGHUP: new settings from the file, same model state (a bad file keeps the old ones)."""
@@ -137,7 +141,7 @@ class Daemon:
                 if self.s.clock_out:
                     t_pulse = clock.straight_time(pulse / 2)
                     deadline = min(deadline, t_pulse)
-                _sleep_until(deadline, q, self)
+                _sleep_until(deadline, q, self, self.inp.wake)
                 now = time.perf_counter()
                 eng.flush(now)  # what is due leaves first, whatever is queued behind it
                 if q:
@@ -221,6 +225,7 @@ class Daemon:
 
     def request_stop(self) -> None:
         self._stop = True
+        self.inp.wake.set()
 
     DRAIN = 48  # input messages per loop turn (about 1 ms of work): a flood must not starve the clock
 

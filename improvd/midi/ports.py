@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections import deque
 
@@ -52,6 +53,17 @@ def list_ports(backend: str = "auto", client: str = "improvd-list") -> tuple[lis
         mo.delete()
 
 
+def jack_server_id() -> tuple | None:
+    """(inode, mtime) of the JACK server's socket, None when no server runs."""
+    name = os.environ.get("JACK_DEFAULT_SERVER", "default")
+    base = os.environ.get("JACK_TMPDIR", "/dev/shm")
+    try:
+        st = os.stat(os.path.join(base, f"jack_{name}_{os.getuid()}_0"))
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns)
+
+
 def match_port(ports: list[str], pattern: str, kind: str, own_client: str | None = None) -> int:
     """Index of the first port whose name holds ``pattern`` (case-insensitive)."""
     pat = pattern.lower()
@@ -62,6 +74,13 @@ def match_port(ports: list[str], pattern: str, kind: str, own_client: str | None
             return i
     listing = ", ".join(repr(p) for p in ports) or "none"
     raise PortError(f"{kind} port {pattern!r} not found; {kind} ports here: {listing}")
+
+
+class _Silent:
+    """Stands in for a dropped rtmidi object while its server is down: every call is a no-op."""
+
+    def __getattr__(self, _name):
+        return lambda *a, **k: [] if _name == "get_ports" else None
 
 
 class _Port:
@@ -76,6 +95,8 @@ class _Port:
         self.rt = _make(self._cls(), api, self.client)
         self.connected = False
         self.lost_since: float | None = None
+        self.server = jack_server_id() if api == rtmidi.API_UNIX_JACK else None
+        self.server_down = False
         self._open(first=True)
 
     def _cls(self):
@@ -93,6 +114,10 @@ class _Port:
 
     def check(self) -> str | None:
         """Poll once (about a second apart): 'lost' / 'back' when that changed, else None."""
+        if self.server is not None:
+            change = self._check_server()
+            if change or self.server_down:
+                return change
         if self.virtual or self.pattern is None:
             return None
         try:
@@ -120,6 +145,35 @@ class _Port:
             return "back"
         return None
 
+    def _check_server(self) -> str | None:
+        """A JACK client outlives its server as a zombie that still lists the old ports, so the
+        server's socket is watched instead: gone means down, a new one means restarted."""
+        now_id = jack_server_id()
+        if now_id is None and not self.server_down:
+            self.server_down, self.connected = True, False
+            log.warning("the JACK server is gone; playing on silently, reconnecting when it is back")
+            # Let go of the dead client now: deleted after a new server is up, it unregisters
+            # by port id there, and takes down whichever new port got the same id.
+            self._drop()
+            return "lost"
+        if now_id is not None and now_id != self.server:
+            try:
+                self._renew()
+                self._open()
+            except ImprovdError:
+                return None  # back, but our source is not there yet: the port check finds it later
+            self.server, self.server_down = now_id, False
+            log.warning("the JACK server is back; %s port reopened", self.kind)
+            return "back"
+        return None
+
+    def _drop(self) -> None:
+        try:
+            self.rt.delete()
+        except Exception:
+            pass
+        self.rt = _Silent()
+
     def _renew(self) -> None:
         """A fresh rtmidi object before re-opening: python-rtmidi's JACK input hears nothing more
         on its callback after close_port + open_port, so a returning keyboard would stay silent."""
@@ -145,6 +199,7 @@ class InputPort(_Port):
 
     def __init__(self, api, client, pattern, virtual, port_name="in", clock_in=False, maxlen=20000):
         self.queue: deque = deque(maxlen=maxlen)
+        self.wake = threading.Event()  # the engine thread sleeps on it between ticks
         self.dropped = 0
         self.clock_in = clock_in
         super().__init__(api, client, pattern, virtual, port_name)
@@ -162,6 +217,7 @@ class InputPort(_Port):
         if len(self.queue) == self.queue.maxlen:
             self.dropped += 1
         self.queue.append((event[0], time.perf_counter()))
+        self.wake.set()
 
 
 class OutputPort(_Port):
