@@ -33,6 +33,7 @@ class Clock:
     swing: float = 0.0
     origin: float = 0.0  # seconds of tick ``origin_tick``
     origin_tick: int = 0
+    history: list = field(default_factory=list)  # earlier (origin, origin_tick, tempo) segments
 
     @property
     def beat_seconds(self) -> float:
@@ -43,6 +44,8 @@ class Clock:
         return self.beat_seconds / TICKS_PER_BEAT
 
     def time_of(self, tick: float) -> float:
+        if self.history and tick < self.origin_tick:
+            return self._segment(tick=tick).time_of(tick)
         rel = tick - self.origin_tick
         beats, pos = divmod(rel, TICKS_PER_BEAT)
         if self.swing:
@@ -57,12 +60,27 @@ class Clock:
 
     def tick_at(self, t: float) -> int:
         """The nearest straight-grid tick to ``t`` (what a performer's note is heard as)."""
+        if self.history and t < self.origin:
+            return self._segment(t=t).tick_at(t)
         return self.origin_tick + int(round((t - self.origin) / self.tick_seconds))
 
     def set_tempo(self, bpm: float, at_tick: int) -> None:
-        """Change tempo from ``at_tick`` on, keeping earlier ticks where they were."""
+        """Change tempo from ``at_tick`` on, keeping earlier ticks where they were: the old
+        segment is kept, so a note heard before the change still maps to its own tick."""
         t = self.time_of(at_tick)
+        self.history.append((self.origin, self.origin_tick, self.tempo))
+        del self.history[:-64]  # MIDI clock in re-tempos often; a phrase never spans 64 changes
         self.origin, self.origin_tick, self.tempo = t, at_tick, max(20.0, min(400.0, bpm))
+
+    def _segment(self, tick: float | None = None, t: float | None = None) -> "Clock":
+        """The clock in force at a tick or a time before the last tempo change."""
+        if not self.history or (tick is not None and tick >= self.origin_tick) or (t is not None and t >= self.origin):
+            return self
+        for origin, origin_tick, tempo in reversed(self.history):
+            if (tick is not None and tick >= origin_tick) or (t is not None and t >= origin):
+                return Clock(tempo, self.swing, origin, origin_tick)
+        origin, origin_tick, tempo = self.history[0]
+        return Clock(tempo, self.swing, origin, origin_tick)
 
 
 @dataclass

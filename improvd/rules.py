@@ -46,16 +46,19 @@ def range_clamp(n: Candidate, c: RuleContext) -> Candidate:
 
 
 def max_leap(n: Candidate, c: RuleContext) -> Candidate:
-    """A leap wider than max_leap moves by octaves towards the previous note."""
+    """A leap wider than max_leap moves by the fewest octaves that bring it within the limit
+    (the nearest octave to the previous note when none does), staying in range: the pitch
+    class the model chose is kept, only the register changes."""
     if not c.recent:
         return n
     prev, p = c.recent[-1], n.pitch
     limit = c.settings.max_leap
-    while p - prev > limit and p - 12 >= c.settings.range_low:
-        p -= 12
-    while prev - p > limit and p + 12 <= c.settings.range_high:
-        p += 12
-    return replace(n, pitch=p)
+    if abs(p - prev) <= limit:
+        return n
+    lo, hi = c.settings.range_low, c.settings.range_high
+    options = sorted((q for q in range(p % 12, 128, 12) if lo <= q <= hi), key=lambda q: abs(q - p)) or [p]
+    within = [q for q in options if abs(q - prev) <= limit]
+    return replace(n, pitch=within[0] if within else min(options, key=lambda q: (abs(q - prev), abs(q - p))))
 
 
 def _in_range(q: int, n: Candidate, c: RuleContext) -> bool:

@@ -54,9 +54,6 @@ def test_tempo_change_continues_from_the_change_tick():
     assert c.tick_at(at + 2.0) == 96 + 2 * T
 
 
-@pytest.mark.xfail(strict=True, reason="Clock keeps one (origin, tempo) segment: set_tempo re-times ticks before "
-                   "the change at the new tempo, though its docstring says earlier ticks keep their times "
-                   "(tick_at of a release heard before a tempo change is then wrong)")
 def test_tempo_change_keeps_earlier_ticks():
     c = Clock(tempo=120.0)
     before = [c.time_of(t) for t in range(0, 97)]

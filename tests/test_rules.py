@@ -67,8 +67,6 @@ def test_max_leap_property(prev, pitch, limit):
         assert abs(out.pitch - prev) <= abs(pitch - prev)
 
 
-@pytest.mark.xfail(strict=True, reason="max_leap below a tritone: moving down an octave and then up again "
-                   "can land back on the wider leap (60 -> 68 with limit 3 stays 68, though 56 is only 4 semitones away)")
 def test_max_leap_small_limit_picks_the_nearer_octave():
     assert max_leap(note(68), ctx(recent=(60,), max_leap=3)).pitch == 56
 
