@@ -390,9 +390,17 @@ class Engine:
 
     def _context(self, tick: int, starting: bool = False, onset: bool = False) -> PlayContext:
         r = self.s.rules
+        held = self._melody_held()
+        lo, hi = r.range_low, r.range_high
+        if self.mode == "harmonize" and held:
+            # chords under the melody: the voices stay below its top note, within two octaves
+            top = max(held)
+            lo, hi = max(lo, top - 24), min(hi, top - 1)
+            if lo > hi:
+                lo, hi = max(0, top - 24), top - 1
         return PlayContext(tick=tick, chord=self.chord_at(tick), rng=self.rng, temperature=self.temperature,
-                           top_p=self.top_p, starting=starting, held=self._melody_held(), max_voices=self.s.voices,
-                           pitch_range=(r.range_low, r.range_high), extra={"chord_at": self.chord_at, "onset": onset})
+                           top_p=self.top_p, starting=starting, held=held, max_voices=self.s.voices,
+                           pitch_range=(lo, hi), extra={"chord_at": self.chord_at, "onset": onset})
 
     def _rule_ctx(self, tick: int) -> RuleContext:
         pv = float(np.mean(self.velocities)) if self.velocities else None
