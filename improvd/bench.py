@@ -56,7 +56,7 @@ def step_cost(name: str, steps: int) -> dict:
             if c:
                 recent.append(c.pitch)
         dt = time.perf_counter() - t0
-        if notes or getattr(m, "pending", None) is not None and dt > 2e-5:
+        if notes or dt > 2e-5:  # ticks where the model worked (most ticks of an event model are free)
             costs.append(dt)
         tick += 1
     out = {"model": name, "family": m.family, "steps": len(costs)}
@@ -204,6 +204,12 @@ def main(models: list[str], steps: int, jack: bool, seconds: float, rt_priority:
             con.print(f"JACK loopback, {seconds:g} s duet, rt priority {rt_priority or 'off'}, {jt['messages']} messages: sent-minus-due p50 {jt.get('sent_p50', float('nan')):.3f} ms "
                       f"p99 {jt.get('sent_p99', float('nan')):.3f} ms; arrival at the client p50 {jt.get('arrive_p50', float('nan')):.3f} ms "
                       f"p99 {jt.get('arrive_p99', float('nan')):.3f} ms; engine tick p99 {jt['step_p99']:.3f} ms")
+            if any(p.stem == "rnnrbm" for p in bundled_models()) and (not models or "rnnrbm" in models):
+                hr = harmonize_reaction(seconds, rt_priority=rt_priority)
+                results["harmonize"] = hr
+                if "p99" in hr:
+                    con.print(f"harmonize (rnnrbm) over JACK: performer note-on at the input port to harmony note-on sent, "
+                              f"{hr['answered']} of {hr['notes']} notes: p50 {hr['p50']:.3f} ms p99 {hr['p99']:.3f} ms max {hr['max']:.3f} ms")
             pf = process_figures()
             results["process"] = pf
             if "error" in pf:
@@ -360,4 +366,67 @@ def flood(seconds: float = 10.0, rate: int = 10000, model: str = "jazz", rt_prio
            "hanging": sorted(p for p, n in sounding.items() if n > 0)}
     if during:
         out["sent_p50"], out["sent_p99"] = percentiles(during)
+    return out
+
+
+_CHORDS_SRC = r"""
+import random, sys, time, rtmidi
+name, seconds = sys.argv[1], float(sys.argv[2])
+src = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name + "-kbd")
+src.open_port(next(i for i, p in enumerate(src.get_ports()) if p.startswith(name + "-in:")), "x")
+rnd = random.Random(1)
+t0 = time.perf_counter()
+n = 0
+while time.perf_counter() - t0 < seconds:
+    p = rnd.choice([67, 69, 71, 72, 74, 76, 77, 79])  # a melody in C, one note at a time
+    src.send_message([0x90, p, 90])
+    time.sleep(rnd.choice([0.15, 0.25, 0.35]))
+    src.send_message([0x80, p, 0])
+    time.sleep(0.05)
+    n += 1
+print(n)
+"""
+
+
+def harmonize_reaction(seconds: float = 10.0, model: str = "rnnrbm", rt_priority: int = 0) -> dict:
+    """From a performer's note-on reaching improvd's input port (the MIDI thread's timestamp)
+    to the first harmony note-on leaving its output port, over JACK."""
+    from improvd.live import Daemon
+    from improvd.midi.ports import PortError
+
+    name = f"harm{os.getpid()}"
+    try:
+        s = load_settings(config=None, flags=dict(virtual=True, client_name=name, backend="jack", mode="harmonize",
+                                                   model=model, tempo=100, seed=1, rt_priority=rt_priority,
+                                                   passthrough=False), environ={})
+        d = Daemon(s)
+    except PortError as e:
+        return {"error": str(e)}
+    d.sent_log = []
+    arrivals = []
+    drain = d._drain
+
+    def spy(q):  # the input port's own arrival stamps of the note-ons about to be handled
+        arrivals.extend(t for data, t in list(q)[: d.DRAIN] if data and data[0] & 0xF0 == 0x90 and data[2] > 0)
+        drain(q)
+    d._drain = spy
+    th = threading.Thread(target=d.run)
+    th.start()
+    time.sleep(0.5)
+    played = subprocess.run([sys.executable, "-c", _CHORDS_SRC, name, str(seconds)], capture_output=True, text=True,
+                            timeout=seconds + 30)
+    time.sleep(0.3)
+    d.request_stop()
+    th.join()
+    ons = sorted(now for _due, now, data in d.sent_log if data[0] & 0xF0 == 0x90 and data[2] > 0)
+    reactions = []
+    for i, a in enumerate(arrivals):
+        nxt = arrivals[i + 1] if i + 1 < len(arrivals) else float("inf")
+        first = next((t for t in ons if a <= t < nxt), None)
+        if first is not None:
+            reactions.append(first - a)
+    out = {"notes": int(played.stdout.strip() or 0), "answered": len(reactions)}
+    if reactions:
+        out["p50"], out["p99"] = percentiles(reactions)
+        out["max"] = max(reactions) * 1e3
     return out
