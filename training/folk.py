@@ -464,15 +464,18 @@ def generate(model: str, out: Path, length: int | None, seed: int | None, temper
     temp = m.card.sampling.get("temperature", 1.0) if temperature is None else temperature
     text = m.lm.sample_tune(rng, temperature=temp, primer=primer or "X:", max_chars=length or 2000, constrained=True)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    abc_path = out / "tune.abc"
+    if out.suffix.lower() == ".abc":  # -o tune.abc: tune.abc, tune.mid, tune.png side by side
+        abc_path = out
+    else:  # -o a folder
+        abc_path = out / "tune.abc"
+    abc_path.parent.mkdir(parents=True, exist_ok=True)
     abc_path.write_text(text + "\n")
     written = [abc_path]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             score = converter.parse(text, format="abc")
-        mid = out / "tune.mid"
+        mid = abc_path.with_suffix(".mid")
         score.write("midi", fp=str(mid))
         written.append(mid)
     except Exception as e:
@@ -481,10 +484,10 @@ def generate(model: str, out: Path, length: int | None, seed: int | None, temper
     from improvd.abcstream import parse_text
 
     notes, _ = parse_text(text)
-    mid = out / "tune.mid"
+    mid = abc_path.with_suffix(".mid")
     if mid not in written:
         written.append(_notes_midi(notes, mid))
-    written.append(piano_roll(notes, out / "tune.png", title=enc.header(text).get("T", "tune"),
+    written.append(piano_roll(notes, abc_path.with_suffix(".png"), title=enc.header(text).get("T", "tune"),
                               midi=mid if mid in written else None))
     return written
 
