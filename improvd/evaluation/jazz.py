@@ -20,6 +20,7 @@ from improvd.models.card import ModelCard
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "jazz" / "wjazzd_chords.trainvalid.jsonl"
 MAX_BARS = 32
+REPEATS = 3
 
 
 # -- statistics: pure functions over event lists ----------------------------------------------
@@ -166,14 +167,15 @@ def evaluate(model: str, data: list[str], split: str | None, n: int, seed: int) 
         mm = m if name == model else load_model(name)
         rng = np.random.default_rng(seed)
         gen = []
-        for _n, ev in cut:
-            span = ev[-1].onset + ev[-1].duration - ev[0].onset
-            shifted = [Event(e.pitch, e.duration, e.onset - ev[0].onset, e.chord) for e in ev]
-            gen.append(improvise(mm, chord_lookup(shifted), span, rng))
+        for _rep in range(REPEATS):  # several solos per chart: the statistics are of the model, not of one draw
+            for _n, ev in cut:
+                span = ev[-1].onset + ev[-1].duration - ev[0].onset
+                shifted = [Event(e.pitch, e.duration, e.onset - ev[0].onset, e.chord) for e in ev]
+                gen.append(improvise(mm, chord_lookup(shifted), span, rng))
         columns[mm.card.name] = summarise(gen)
         if mm.family == "jazz":
             likelihood[mm.card.name] = nll(mm, solos)
-    table = Table(title=f"{path.name} ({split or 'valid'}: {len(solos)} solos; statistics over {len(cut)} solos, first {MAX_BARS} bars; generated over the same chords)")
+    table = Table(title=f"{path.name} ({split or 'valid'}: {len(solos)} solos; statistics over {len(cut)} solos, first {MAX_BARS} bars; {REPEATS} solos generated over each solo's chords)")
     table.add_column("statistic")
     for k in columns:
         table.add_column(k, justify="right")
