@@ -95,32 +95,34 @@ def torch_baseline(m, steps: int, prog, s):
     return percentiles(costs)
 
 
-def jack_timing(seconds: float, model: str = "jazz", rt_priority: int = 0) -> dict | None:
-    """The daemon in duet mode on virtual JACK ports, a client recording its output."""
-    import rtmidi
-
+def _daemon(prefix: str, **flags):
+    """A live daemon on virtual JACK ports named after this process, or the reason there is none."""
     from improvd.live import Daemon
     from improvd.midi.ports import PortError
 
-    name = f"bench{os.getpid()}"
+    name = f"{prefix}{os.getpid()}"
     try:
-        s = load_settings(config=None, flags=dict(virtual=True, client_name=name, backend="jack", mode="duet",
-                                                   model=model, tempo=140, seed=1, rt_priority=rt_priority), environ={})
-        d = Daemon(s)
+        s = load_settings(config=None, flags=dict(virtual=True, client_name=name, backend="jack", seed=1, **flags), environ={})
+        return name, Daemon(s)
     except PortError as e:
-        return {"error": str(e)}
+        return name, {"error": str(e)}
+
+
+def jack_timing(seconds: float, model: str = "jazz", rt_priority: int = 0) -> dict | None:
+    """The daemon in duet mode on virtual JACK ports, a client recording its output."""
+    name, d = _daemon("bench", mode="duet", model=model, tempo=140, rt_priority=rt_priority)
+    if isinstance(d, dict):
+        return d
     d.sent_log = []
-    arrivals = []
-    rec = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, f"{name}-rec")
-    rec.set_callback(lambda ev, _d: arrivals.append((time.perf_counter(), tuple(ev[0]))))
-    for i, p in enumerate(rec.get_ports()):
-        if p.startswith(f"{name}-out:"):
-            rec.open_port(i, "in")
+    # the synth stand-in in its own process: a JACK callback waiting on our GIL drops events
+    rec = subprocess.Popen([sys.executable, "-c", _RECORD_SRC, name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
     th = threading.Thread(target=d.run, kwargs={"duration": seconds})
     th.start()
     th.join()
-    time.sleep(0.2)
-    rec.delete()
+    time.sleep(0.3)
+    heard_out, _ = rec.communicate("stop\n", timeout=30)
+    arrivals = [(t, tuple(m)) for t, m in json.loads(heard_out or "[]")]
     errs = [now - due for due, now, _ in d.sent_log]
     out = {"messages": len(errs)}
     if errs:
@@ -297,11 +299,12 @@ print(sent)
 
 
 _RECORD_SRC = r"""
-import json, sys, rtmidi
+import json, sys, time, rtmidi
 name = sys.argv[1]
 heard = []
 rec = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name + "-rec")
-rec.set_callback(lambda ev, _d: heard.append(ev[0]))
+# perf_counter is CLOCK_MONOTONIC: the same clock in every process of this machine
+rec.set_callback(lambda ev, _d: heard.append([time.perf_counter(), ev[0]]))
 rec.open_port(next(i for i, p in enumerate(rec.get_ports()) if p.startswith(name + "-out:")), "x")
 sys.stdin.readline()
 rec.delete()
@@ -313,16 +316,9 @@ def flood(seconds: float = 10.0, rate: int = 10000, model: str = "jazz", rt_prio
     """A flood on the input (note events at ``rate`` per second, sysex bursts, random bytes)
     while the daemon plays a duet: its output timing, what it dropped, its memory, and
     whether any note was left hanging at the far end."""
-    from improvd.live import Daemon
-    from improvd.midi.ports import PortError
-
-    name = f"flood{os.getpid()}"
-    try:
-        s = load_settings(config=None, flags=dict(virtual=True, client_name=name, backend="jack", mode="duet",
-                                                   model=model, tempo=140, seed=1, rt_priority=rt_priority), environ={})
-        d = Daemon(s)
-    except PortError as e:
-        return {"error": str(e)}
+    name, d = _daemon("flood", mode="duet", model=model, tempo=140, rt_priority=rt_priority)
+    if isinstance(d, dict):
+        return d
     d.sent_log = []
     # the synth stand-in listens from its own process too: a JACK callback waiting on our
     # GIL would make JACK drop events, and the count would blame the daemon
@@ -347,7 +343,7 @@ def flood(seconds: float = 10.0, rate: int = 10000, model: str = "jazz", rt_prio
     th.join()
     time.sleep(0.3)
     heard_out, _ = rec.communicate("stop\n", timeout=30)
-    heard = [tuple(m) for m in json.loads(heard_out or "[]")]
+    heard = [tuple(m) for _t, m in json.loads(heard_out or "[]")]
     during = [now - due for due, now, _ in d.sent_log if t0 <= due <= flood_end]
     on = sum(1 for m in heard if m[0] & 0xF0 == 0x90 and m[2] > 0)
     sounding: dict = {}
@@ -391,17 +387,9 @@ print(n)
 def harmonize_reaction(seconds: float = 10.0, model: str = "rnnrbm", rt_priority: int = 0) -> dict:
     """From a performer's note-on reaching improvd's input port (the MIDI thread's timestamp)
     to the first harmony note-on leaving its output port, over JACK."""
-    from improvd.live import Daemon
-    from improvd.midi.ports import PortError
-
-    name = f"harm{os.getpid()}"
-    try:
-        s = load_settings(config=None, flags=dict(virtual=True, client_name=name, backend="jack", mode="harmonize",
-                                                   model=model, tempo=100, seed=1, rt_priority=rt_priority,
-                                                   passthrough=False), environ={})
-        d = Daemon(s)
-    except PortError as e:
-        return {"error": str(e)}
+    name, d = _daemon("harm", mode="harmonize", model=model, tempo=100, rt_priority=rt_priority, passthrough=False)
+    if isinstance(d, dict):
+        return d
     d.sent_log = []
     arrivals = []
     drain = d._drain
