@@ -365,7 +365,8 @@ class AbcStream:
             return
         length = _length(tok.length)
         if self._chord is not None:
-            self._chord.append((self._pitch(tok), length))
+            if tok.letter.upper() in LETTER_PC:  # a rest inside [...] is not ABC: dropped, not fatal
+                self._chord.append((self._pitch(tok), length))
             self._mode = "chord"
             return
         if tok.letter == "Z":

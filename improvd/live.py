@@ -186,11 +186,11 @@ class Daemon:
             if self.s.clock_out:
                 self.out.send([0xFC])  # stop
             eng.close(now)
-            self.inp.close()
             # rtmidi hands messages to JACK in its next process cycle: closing the port at
             # once would drop the last note-offs just sent
             time.sleep(0.05)
             self.out.close()
+            self.inp.close()
         return 0
 
     def _model_failed(self, exc: Exception, now: float) -> None:

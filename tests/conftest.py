@@ -57,3 +57,11 @@ def hanging(events) -> list[int]:
         elif on.get(note):
             on[note] -= 1
     return sorted(p for p, n in on.items() if n)
+
+# Property tests explore the same examples on every run (300-odd each), so CI is repeatable;
+# HYPOTHESIS_PROFILE=explore searches afresh, with more examples, when hunting bugs.
+from hypothesis import settings as _hsettings
+
+_hsettings.register_profile("repeatable", derandomize=True)
+_hsettings.register_profile("explore", max_examples=3000)
+_hsettings.load_profile(__import__("os").environ.get("HYPOTHESIS_PROFILE", "repeatable"))

@@ -214,3 +214,29 @@ def test_flood_of_notes_sysex_and_garbage():
     assert r["ticks"] >= 0.9 * r["expected_ticks"], "the clock fell behind during the flood"
     assert r["hanging"] == []
     assert r["rss_growth_mb"] < 20
+
+
+# -- the streaming ABC parser: any text, any split, never a traceback or a hang ------------------
+ABC_CHARS = "ABCDEFGabcdefgzZx,'^_=/|:[]()<>-123456789\"!{}~.HLMOPSTuv %\nXKTML"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=ABC_CHARS, max_size=200), st.booleans())
+def test_fuzz_abc_stream(text, header_mode):
+    from improvd.abcstream import AbcNote, AbcStream
+
+    s = AbcStream() if header_mode else AbcStream(key="D", meter="6/8", unit="1/8")
+    t0 = time.perf_counter()
+    out = []
+    try:
+        for ch in ("X:1\nT:t\nM:4/4\nL:1/8\nK:G\n" if header_mode and text[:1] != "X" else "") + text:
+            out += s.feed(ch)
+        out += s.close()
+    except ImprovdError as e:
+        assert "\n" not in str(e)
+        return
+    assert time.perf_counter() - t0 < 2.0
+    for n in out:
+        if isinstance(n, AbcNote):
+            assert n.pitch is None or 0 <= n.pitch <= 127
+            assert n.duration >= 0

@@ -49,6 +49,8 @@ def read_midi(path: str | Path, tracks: set[int] | None = None) -> Performance:
         raise ImprovdError(f"MIDI file {path} does not exist: check the path") from None
     except (OSError, EOFError, ValueError, KeyError, IndexError) as e:
         raise ImprovdError(f"MIDI file {path} is malformed or truncated ({str(e)[:80] or type(e).__name__}): export it again from your DAW or recorder") from None
+    if mid.ticks_per_beat <= 0:
+        raise ImprovdError(f"MIDI file {path} uses SMPTE time division (or a corrupt header): save it with ticks per beat")
     if mid.type == 2:
         raise ImprovdError(f"MIDI file {path} is type 2 (independent patterns): save it as type 0 or 1")
     tempo = None
