@@ -40,10 +40,12 @@ Models = Annotated[Optional[list[str]], typer.Option("--also", help="another mod
 MinPhrase = Annotated[Optional[str], typer.Option("--min-phrase", help="shorter phrases get no answer: 2beats, 1bar")]
 MaxListen = Annotated[Optional[str], typer.Option("--max-listen", help="answer anyway after listening this long: 8bars")]
 TapKey = Annotated[Optional[int], typer.Option("--tap-key", help="three taps of this MIDI note set the tempo")]
+Key = Annotated[Optional[str], typer.Option("--key", help="folk: ABC key of the phrase (G, Dmin, A Dorian) or auto")]
+Meter = Annotated[Optional[str], typer.Option("--meter", help="folk: ABC meter, e.g. 6/8")]
 
 SHARED = ("model", "mode", "wait", "bars", "tempo", "swing", "chords", "chords_file", "split", "temperature",
           "top_p", "seed", "voices", "channel_out", "channel_in", "metronome", "metronome_channel", "models",
-          "min_phrase", "max_listen", "tap_key")
+          "min_phrase", "max_listen", "tap_key", "key", "meter")
 
 
 def _flags(values: dict) -> dict:
@@ -76,6 +78,7 @@ def run(
     split: Split = None, temperature: Temp = None, top_p: TopP = None, seed: Seed = None, voices: Voices = None,
     channel_out: ChOut = None, channel_in: ChIn = None, metronome: Metronome = None, metronome_channel: MetroCh = None,
     also: Models = None, min_phrase: MinPhrase = None, max_listen: MaxListen = None, tap_key: TapKey = None,
+    key: Key = None, meter: Meter = None,
     passthrough: Annotated[Optional[bool], typer.Option("--passthrough/--no-passthrough", help="the performer's notes go on to the output too (default on)")] = None,
     passthrough_channel: Annotated[Optional[int], typer.Option("--passthrough-channel", help="put passed-through notes on this channel")] = None,
 ):
@@ -103,6 +106,7 @@ def replay(
     split: Split = None, temperature: Temp = None, top_p: TopP = None, seed: Seed = None, voices: Voices = None,
     channel_out: ChOut = None, channel_in: ChIn = None, metronome: Metronome = None, metronome_channel: MetroCh = None,
     also: Models = None, min_phrase: MinPhrase = None, max_listen: MaxListen = None, tap_key: TapKey = None,
+    key: Key = None, meter: Meter = None,
 ):
     """Drive the engine from a MIDI file on a virtual clock and write what it answers."""
     from improvd.config import load_settings

@@ -94,6 +94,8 @@ class Settings:
     min_phrase: str = "0"  # a shorter phrase gets no answer
     max_listen: str | None = None  # answer anyway after listening this long
     tap_key: int | None = None  # three taps of this note set the tempo
+    key: str = "auto"  # folk: the ABC key the performer's phrase is written in ("auto": detected per phrase)
+    meter: str | None = None  # folk: the ABC meter, e.g. "6/8"; unset = the model card's
     cc: CCSettings = field(default_factory=CCSettings)
     rules: RuleSettings = field(default_factory=RuleSettings)
 
@@ -223,6 +225,16 @@ def validate(s: Settings) -> Settings:
         raise ConfigError(f"count_in_bars {s.count_in_bars} is out of range: use 0..8")
     if s.tap_key is not None and not 0 <= s.tap_key <= 127:
         raise ConfigError(f"tap_key {s.tap_key} is not a MIDI note: use 0..127")
+    if s.key != "auto" or s.meter:
+        from improvd.encoding import abc
+
+        try:
+            if s.key != "auto":
+                abc.parse_key(s.key)
+        except Exception:
+            raise ConfigError(f"key {s.key!r} is not an ABC key: write e.g. G, Dmin, A Dorian, or auto") from None
+        if s.meter and abc.parse_meter(s.meter) is None:
+            raise ConfigError(f"meter {s.meter!r} is not a meter: write e.g. 4/4, 6/8, 3/4")
     s.wait_ticks  # raises on a bad duration
     s.min_phrase_ticks
     s.max_listen_ticks

@@ -53,6 +53,8 @@ class Engine:
         self.model = model
         # every loaded model listens all the time, so a switch finds its state warm
         self.models = {model.card.name: model, **(more_models or {})}
+        for m in self.models.values():
+            m.configure(settings)
         self.click = click
         self.pending_model: str | None = None
         self.looping = False

@@ -72,6 +72,9 @@ class StepModel(ABC):
     @abstractmethod
     def play(self, ctx: PlayContext) -> list[NoteOut]: ...
 
+    def configure(self, settings) -> None:
+        """Settings a family reads itself (the folk model's key and meter); called at start."""
+
     def begin_answer(self, tick: int) -> None:
         """An answer starts at ``tick``: close the performer's line up to here."""
 

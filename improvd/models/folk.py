@@ -329,6 +329,16 @@ class FolkModel(StepModel):
         self.key_name = d.get("key", "D Major")
         self.meter_name = d.get("meter", "4/4")
         self.unit_name = d.get("unit", "1/8")
+        self.auto_key = False
+        self.reset()
+
+    def configure(self, settings) -> None:
+        """Key and meter from the settings; key "auto" re-detects the key from each phrase."""
+        if settings.meter:
+            self.meter_name = settings.meter
+        self.auto_key = settings.key == "auto"
+        if not self.auto_key:
+            self.key_name = settings.key
         self.reset()
 
     # -- state ---------------------------------------------------------------------------------
@@ -344,6 +354,7 @@ class FolkModel(StepModel):
         self.origin = 0
         self.horizon = 0
         self.history_text = ""
+        self.phrase: list = []  # the performer's events since the last answer (key finding)
 
     def snapshot(self):
         self._drain(10_000)
@@ -369,6 +380,7 @@ class FolkModel(StepModel):
             events = self.tracker.step(step.tick, step.onsets, step.releases, step.chord)
             if events:
                 self.queue += self.writer.write(events)
+                self.phrase += events
         self._drain(FEED_BUDGET)
 
     def begin_answer(self, tick: int) -> None:
@@ -381,6 +393,7 @@ class FolkModel(StepModel):
             self.queue += self.writer.write([enc.Event(REST, tick - self.writer._pos, self.writer._pos, None)])
         if not self.queue.endswith(("|", "|\n")) and phase == 0:
             self.queue += "|"  # the answer opens a bar
+        self._retune()
         self._drain(10_000)
         self.answering = True
         self.origin = tick
@@ -389,6 +402,17 @@ class FolkModel(StepModel):
         first = Fraction(bar - phase) if phase else None
         self.bars = BarSampler(self.lm, parser, allow_end=False, first_bar=first)
         self.horizon = tick
+
+    def _retune(self) -> None:
+        """Key "auto": the phrase just played names the key; a change is written into the tune
+        as an inline K: line, as ABC tunes that modulate do, and the answer is read in it."""
+        detected = enc.detect_key(self.phrase) if self.auto_key else None
+        self.phrase = []
+        if detected and detected != self.key_name:
+            self.key_name = detected
+            self.queue += f"\nK:{detected}\n"
+            self.writer.key = enc.parse_key(detected)
+            self.writer._bar_acc = {}
 
     def end_answer(self, tick: int) -> None:
         self.answering = False
