@@ -87,20 +87,18 @@ class _Port:
     """What input and output share: open by pattern or virtually, and re-open when it returns."""
 
     kind = "?"
+    rt_class = None  # rtmidi.MidiIn or rtmidi.MidiOut, set by the subclass
 
     def __init__(self, api: int, client: str, pattern: str | None, virtual: bool, port_name: str):
         # JACK wants one client per rtmidi object and unique client names: NAME-in, NAME-out.
         self.api, self.client, self.pattern, self.virtual, self.port_name = api, f"{client}-{port_name}", pattern, virtual, port_name
         self.base_client = client
-        self.rt = _make(self._cls(), api, self.client)
+        self.rt = _make(self.rt_class, api, self.client)
         self.connected = False
         self.lost_since: float | None = None
         self.server = jack_server_id() if api == rtmidi.API_UNIX_JACK else None
         self.server_down = False
         self._open(first=True)
-
-    def _cls(self):
-        raise NotImplementedError
 
     def _open(self, first: bool = False) -> None:
         if self.virtual or self.pattern is None:
@@ -181,7 +179,7 @@ class _Port:
             self.rt.delete()
         except Exception:
             pass
-        self.rt = _make(self._cls(), self.api, self.client)
+        self.rt = _make(self.rt_class, self.api, self.client)
         self._setup()
 
     def _setup(self) -> None:
@@ -196,6 +194,7 @@ class _Port:
 
 class InputPort(_Port):
     kind = "input"
+    rt_class = rtmidi.MidiIn
 
     def __init__(self, api, client, pattern, virtual, port_name="in", clock_in=False, maxlen=20000):
         self.queue: deque = deque(maxlen=maxlen)
@@ -209,9 +208,6 @@ class InputPort(_Port):
         self.rt.ignore_types(sysex=True, timing=not self.clock_in, active_sense=True)
         self.rt.set_callback(self._callback)
 
-    def _cls(self):
-        return rtmidi.MidiIn
-
     def _callback(self, event, _data=None):
         # rtmidi's thread: stamp and hand over, nothing else; the engine thread does the rest.
         if len(self.queue) == self.queue.maxlen:
@@ -222,14 +218,12 @@ class InputPort(_Port):
 
 class OutputPort(_Port):
     kind = "output"
+    rt_class = rtmidi.MidiOut
 
     def __init__(self, api, client, pattern, virtual, port_name="out"):
         self.on_at_far_end: set = set()  # (channel, note) that the synth has heard start
         self._window, self._in_window = 0.0, 0
         super().__init__(api, client, pattern, virtual, port_name)
-
-    def _cls(self):
-        return rtmidi.MidiOut
 
     BURST = 48  # messages per millisecond a JACK period can be trusted to carry
 
