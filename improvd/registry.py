@@ -55,8 +55,13 @@ def lookup(table: dict, family: str, preset: str | None = None):
     key = (family, preset) if preset is not None else family
     target = table.get(key) or (table.get((family, "*")) if preset is not None else None)
     if target is None:
-        known = sorted({k if isinstance(k, str) else f"{k[0]} --preset {k[1]}" for k in table})
-        raise ImprovdError(f"no {family}{' preset ' + preset if preset else ''} here: use one of {', '.join(known)}")
+        if preset is None:
+            raise ImprovdError(f"no family {family!r} here: use one of {', '.join(sorted(table))}")
+        families = sorted({k[0] for k in table})
+        if family not in families:
+            raise ImprovdError(f"no family {family!r} here: use one of {', '.join(families)}")
+        presets = sorted(k[1] for k in table if k[0] == family)
+        raise ImprovdError(f"{family} has no preset {preset!r}: use one of {', '.join(presets)}")
     mod, fn = target.split(":")
     try:
         return getattr(importlib.import_module(mod), fn)

@@ -25,7 +25,11 @@ def model_dirs() -> list[Path]:
         dirs += [Path(p) for p in os.environ["IMPROVD_MODELS"].split(os.pathsep)]
     dirs += [Path.cwd() / "models", Path(__file__).resolve().parents[2] / "models",
              Path("/usr/share/improvd/models")]
-    return dirs
+    unique = []
+    for d in dirs:
+        if d.resolve() not in [u.resolve() for u in unique]:
+            unique.append(d)
+    return unique
 
 
 def bundled_models() -> list[Path]:
@@ -52,7 +56,7 @@ def resolve(name: str) -> Path:
         if cand.exists():
             return cand
     names = sorted({c.stem for c in bundled_models()})
-    raise ModelError(f"model {name!r} not found in {', '.join(str(d) for d in model_dirs()[:2])}: use one of {names or 'none (train one with `improvd train`)'} or a path to NAME.json")
+    raise ModelError(f"model {name!r} not found in {', '.join(str(d) for d in model_dirs() if d.is_dir())}: use one of {names or 'none (train one with `improvd train`)'} or a path to NAME.json")
 
 
 def load_model(name: str = DEFAULT_MODEL):
