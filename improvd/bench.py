@@ -114,15 +114,12 @@ def jack_timing(seconds: float, model: str = "jazz", rt_priority: int = 0) -> di
     if isinstance(d, dict):
         return d
     d.sent_log = []
-    # the synth stand-in in its own process: a JACK callback waiting on our GIL drops events
-    rec = subprocess.Popen([sys.executable, "-c", _RECORD_SRC, name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    time.sleep(0.5)
+    rec = _far_end(name)
     th = threading.Thread(target=d.run, kwargs={"duration": seconds})
     th.start()
     th.join()
     time.sleep(0.3)
-    heard_out, _ = rec.communicate("stop\n", timeout=30)
-    arrivals = [(t, tuple(m)) for t, m in json.loads(heard_out or "[]")]
+    arrivals = _heard(rec)
     errs = [now - due for due, now, _ in d.sent_log]
     out = {"messages": len(errs)}
     if errs:
@@ -312,6 +309,20 @@ print(json.dumps(heard))
 """
 
 
+def _far_end(name: str) -> subprocess.Popen:
+    """The synth stand-in, recording the daemon's output from its own process: a JACK callback
+    waiting on this process's GIL would make JACK drop events, and the count blame the daemon."""
+    rec = subprocess.Popen([sys.executable, "-c", _RECORD_SRC, name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    return rec
+
+
+def _heard(rec: subprocess.Popen) -> list:
+    """[(perf_counter time, message bytes)] the stand-in heard, once it is told to stop."""
+    out, _ = rec.communicate("stop\n", timeout=30)
+    return [(t, tuple(m)) for t, m in json.loads(out or "[]")]
+
+
 def flood(seconds: float = 10.0, rate: int = 10000, model: str = "jazz", rt_priority: int = 0) -> dict:
     """A flood on the input (note events at ``rate`` per second, sysex bursts, random bytes)
     while the daemon plays a duet: its output timing, what it dropped, its memory, and
@@ -320,10 +331,7 @@ def flood(seconds: float = 10.0, rate: int = 10000, model: str = "jazz", rt_prio
     if isinstance(d, dict):
         return d
     d.sent_log = []
-    # the synth stand-in listens from its own process too: a JACK callback waiting on our
-    # GIL would make JACK drop events, and the count would blame the daemon
-    rec = subprocess.Popen([sys.executable, "-c", _RECORD_SRC, name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    time.sleep(0.5)
+    rec = _far_end(name)
     th = threading.Thread(target=d.run)
     th.start()
     time.sleep(1.0)
@@ -342,8 +350,7 @@ def flood(seconds: float = 10.0, rate: int = 10000, model: str = "jazz", rt_prio
     d.request_stop()
     th.join()
     time.sleep(0.3)
-    heard_out, _ = rec.communicate("stop\n", timeout=30)
-    heard = [tuple(m) for _t, m in json.loads(heard_out or "[]")]
+    heard = [m for _t, m in _heard(rec)]
     during = [now - due for due, now, _ in d.sent_log if t0 <= due <= flood_end]
     on = sum(1 for m in heard if m[0] & 0xF0 == 0x90 and m[2] > 0)
     sounding: dict = {}

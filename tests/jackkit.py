@@ -162,3 +162,14 @@ def wait_for_port(pattern: str, timeout: float = 15.0) -> None:
         mi.delete()
         mo.delete()
     raise RuntimeError(f"port {pattern!r} did not appear")
+
+
+def assert_nothing_hanging_and_close(rec: "Recorder", *clients) -> None:
+    """After the daemon has gone: give JACK a moment, then every note it started has ended."""
+    time.sleep(0.2)
+    try:
+        assert rec.hanging() == []
+    finally:
+        rec.close()
+        for c in clients:
+            c.close()

@@ -23,7 +23,7 @@ from improvd.midi.files import Note, Performance
 from improvd.models import load_model
 from improvd.replay import replay
 from improvd.scheduler import Scheduler
-from jackkit import Player, Recorder, needs_jack
+from jackkit import Player, Recorder, assert_nothing_hanging_and_close, needs_jack
 
 REPO = Path(__file__).resolve().parents[1]
 BEAT = 0.5  # 120 BPM
@@ -224,10 +224,7 @@ def test_passthrough(flags, expect):
     finally:
         p.terminate()
         p.communicate(timeout=10)
-    time.sleep(0.2)
-    assert rec.hanging() == []
-    rec.close()
-    kbd.close()
+    assert_nothing_hanging_and_close(rec, kbd)
 
 
 @pytest.mark.jack

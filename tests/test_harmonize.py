@@ -14,7 +14,7 @@ import pytest
 from improvd.config import load_settings
 from improvd.midi.files import read_midi
 from improvd.replay import replay
-from jackkit import Player, Recorder, needs_jack, start_daemon, wait_for_port
+from jackkit import Player, Recorder, assert_nothing_hanging_and_close, needs_jack, start_daemon, wait_for_port
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -95,10 +95,7 @@ def test_harmonize_live_over_jack_ends_every_note():
     finally:
         p.terminate()
         p.communicate(timeout=10)
-    time.sleep(0.2)
-    assert rec.hanging() == []
-    rec.close()
-    kbd.close()
+    assert_nothing_hanging_and_close(rec, kbd)
 
 
 @pytest.mark.jack

@@ -20,7 +20,7 @@ from improvd import ImprovdError
 from improvd.chords import Progression, parse_chord, parse_progression
 from improvd.config import ConfigError, load_settings
 from improvd.midi.files import read_midi
-from jackkit import Player, Recorder, needs_jack
+from jackkit import Player, Recorder, assert_nothing_hanging_and_close, needs_jack
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "blues_calls.mid"
@@ -193,10 +193,7 @@ def test_exception_in_a_model_step_keeps_the_daemon_playing():
     finally:
         d.request_stop()
         th.join(timeout=10)
-        time.sleep(0.2)
-        assert rec.hanging() == []
-        rec.close()
-        kbd.close()
+        assert_nothing_hanging_and_close(rec, kbd)
 
 
 @pytest.mark.jack
