@@ -36,14 +36,15 @@ PRESETS = {
     # exactly the Theano tutorial: SGD, one chunk of at most 100 steps per update, CD-15, 200 epochs
     "tutorial": dict(hidden=150, recurrent=100, optimizer="sgd", lr=1e-3, k=15, chunk=100, epochs=200,
                      batch_size=1, pretrain_epochs=0, learn_u0=False, weight_decay=0.0, patience=0,
-                     transpose=0, clip=0.0, eval_every=10),
+                     transpose=0, clip=0.0, eval_every=10, cell="rnn", dropout=0.0, plateau=0),
     # better trained: batched, Adam, RBM pre-training, early stopping on valid LL
     "default": dict(hidden=150, recurrent=100, optimizer="adam", lr=1e-3, k=15, chunk=100, epochs=400,
                     batch_size=16, pretrain_epochs=40, learn_u0=True, weight_decay=1e-4, patience=12,
-                    transpose=0, clip=1.0, eval_every=1),
+                    transpose=0, clip=1.0, eval_every=1, cell="rnn", dropout=0.0, plateau=0),
     # CPU smoke tests
     "tiny": dict(hidden=16, recurrent=8, optimizer="adam", lr=3e-3, k=1, chunk=32, epochs=1, batch_size=8,
-                 pretrain_epochs=0, learn_u0=True, weight_decay=0.0, patience=0, transpose=0, clip=1.0, eval_every=1),
+                 pretrain_epochs=0, learn_u0=True, weight_decay=0.0, patience=0, transpose=0, clip=1.0, eval_every=1,
+                 cell="rnn", dropout=0.0, plateau=0),
 }
 
 # The paper's Table 1, JSB chorales (test split). LL per time step; ACC: frame-level accuracy.
@@ -62,38 +63,63 @@ FULL_AIS = dict(chains=100, betas=2000)
 
 # -- the model ---------------------------------------------------------------------------------
 class RnnRbm(nn.Module):
-    """Parameters named as in the tutorial; frames are rows (v W, not W v)."""
+    """Parameters named as in the tutorial; frames are rows (v W, not W v).
 
-    def __init__(self, n_visible: int = enc.UNITS, n_hidden: int = 150, n_recurrent: int = 100, learn_u0: bool = False):
+    ``cell='rnn'`` is the paper's tanh recurrence; ``cell='gru'`` swaps in a gated recurrence
+    (same contract: one state vector u in, u out, biases from u), which keeps a chorale's key
+    and phrase position over more steps than a plain tanh unit trains to. ``dropout`` drops units
+    of u_{t-1} on their way to the RBM biases while training: JSB's 229 chorales overfit fast."""
+
+    def __init__(self, n_visible: int = enc.UNITS, n_hidden: int = 150, n_recurrent: int = 100, learn_u0: bool = False,
+                 cell: str = "rnn", dropout: float = 0.0):
         super().__init__()
+        if cell not in ("rnn", "gru"):
+            raise ImprovdError(f"no rnnrbm cell {cell!r}: use rnn or gru")
         nv, nh, nr = n_visible, n_hidden, n_recurrent
+        self.cell, self.dropout = cell, float(dropout)
         self.W = nn.Parameter(torch.randn(nv, nh) * 0.01)
         self.bv = nn.Parameter(torch.zeros(nv))
         self.bh = nn.Parameter(torch.zeros(nh))
         self.Wuh = nn.Parameter(torch.randn(nr, nh) * 1e-4)
         self.Wuv = nn.Parameter(torch.randn(nr, nv) * 1e-4)
-        self.Wvu = nn.Parameter(torch.randn(nv, nr) * 1e-4)
-        self.Wuu = nn.Parameter(torch.randn(nr, nr) * 1e-4)
-        self.bu = nn.Parameter(torch.zeros(nr))
+        if cell == "rnn":
+            self.Wvu = nn.Parameter(torch.randn(nv, nr) * 1e-4)
+            self.Wuu = nn.Parameter(torch.randn(nr, nr) * 1e-4)
+            self.bu = nn.Parameter(torch.zeros(nr))
+        else:
+            self.gru = nn.GRU(nv, nr, batch_first=True)
         self.u0 = nn.Parameter(torch.zeros(nr), requires_grad=learn_u0)
 
     @property
     def sizes(self) -> tuple[int, int, int]:
-        return self.W.shape[0], self.W.shape[1], self.Wuu.shape[0]
+        return self.W.shape[0], self.W.shape[1], self.u0.shape[0]
+
+    def step(self, v_t: torch.Tensor, u_prev: torch.Tensor) -> torch.Tensor:
+        """One frame of the recurrence: v_t [B, nv], u_{t-1} [B, nr] -> u_t."""
+        if self.cell == "rnn":
+            return torch.tanh(self.bu + v_t @ self.Wvu + u_prev @ self.Wuu)
+        out, _ = self.gru(v_t[:, None], u_prev[None].contiguous())
+        return out[:, 0]
 
     def recurrence(self, v: torch.Tensor, u_init: torch.Tensor | None = None):
         """v [B, T, nv] -> (u [B, T, nr], bv_t [B, T, nv], bh_t [B, T, nh]); the biases of step t
         come from u_{t-1} (u0 for the first step)."""
         B, T, _ = v.shape
         u = self.u0.expand(B, -1) if u_init is None else u_init
-        xs = v @ self.Wvu + self.bu  # the input part of every step in one product
-        prev, outs = [], []
-        for t in range(T):
-            prev.append(u)
-            u = torch.tanh(xs[:, t] + u @ self.Wuu)
-            outs.append(u)
-        U_prev = torch.stack(prev, 1)
-        return torch.stack(outs, 1), self.bv + U_prev @ self.Wuv, self.bh + U_prev @ self.Wuh
+        if self.cell == "rnn":
+            xs = v @ self.Wvu + self.bu  # the input part of every step in one product
+            prev, outs = [], []
+            for t in range(T):
+                prev.append(u)
+                u = torch.tanh(xs[:, t] + u @ self.Wuu)
+                outs.append(u)
+            U, U_prev = torch.stack(outs, 1), torch.stack(prev, 1)
+        else:
+            U, _ = self.gru(v, u[None].contiguous())
+            U_prev = torch.cat([u[:, None], U[:, :-1]], 1)
+        if self.training and self.dropout > 0:
+            U_prev = F.dropout(U_prev, self.dropout, True)
+        return U, self.bv + U_prev @ self.Wuv, self.bh + U_prev @ self.Wuh
 
     def free_energy(self, v, bv, bh):
         return -(v * bv).sum(-1) - F.softplus(v @ self.W + bh).sum(-1)
@@ -136,19 +162,37 @@ class RnnRbmStep(nn.Module):
 
     def forward(self, v_t, u_prev):
         n = self.net
-        u_t = torch.tanh(n.bu + v_t @ n.Wvu + u_prev @ n.Wuu)
+        u_t = n.step(v_t, u_prev)
         return u_t, n.bv + u_t @ n.Wuv, n.bh + u_t @ n.Wuh
 
 
 PARAM_NAMES = ("W", "bv", "bh", "Wuh", "Wuv", "Wvu", "Wuu", "bu", "u0")
+GRU_NAMES = {"gru_wih": "gru.weight_ih_l0", "gru_whh": "gru.weight_hh_l0", "gru_bih": "gru.bias_ih_l0",
+             "gru_bhh": "gru.bias_hh_l0"}
+
+
+def param_arrays(net: RnnRbm) -> dict:
+    """Every parameter as a float32 array under a flat name (the .npz the runtime reads)."""
+    sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in net.state_dict().items()}
+    out = {k: sd[k] for k in PARAM_NAMES if k in sd}
+    out.update({flat: sd[k] for flat, k in GRU_NAMES.items() if k in sd})
+    return out
 
 
 def net_from_arrays(arrays: dict) -> RnnRbm:
     nv, nh = arrays["W"].shape
-    net = RnnRbm(nv, nh, arrays["Wuu"].shape[0])
-    with torch.no_grad():
-        for k in PARAM_NAMES:
-            getattr(net, k).copy_(torch.as_tensor(np.asarray(arrays[k], np.float32)))
+    cell = "gru" if "gru_wih" in arrays else "rnn"
+    net = RnnRbm(nv, nh, arrays["u0"].shape[0] if "u0" in arrays else arrays["Wuu"].shape[0], cell=cell)
+    sd = {k: torch.as_tensor(np.asarray(arrays[k], np.float32)) for k in PARAM_NAMES if k in arrays}
+    sd.update({k: torch.as_tensor(np.asarray(arrays[flat], np.float32)) for flat, k in GRU_NAMES.items() if flat in arrays})
+    net.load_state_dict(sd)
+    return net.eval()
+
+
+def net_from_state_dict(sd: dict) -> RnnRbm:
+    cell = "gru" if "gru.weight_ih_l0" in sd else "rnn"
+    net = RnnRbm(sd["W"].shape[0], sd["W"].shape[1], sd["u0"].shape[0], cell=cell)
+    net.load_state_dict(sd)
     return net.eval()
 
 
@@ -343,7 +387,7 @@ def train(cfg: TrainConfig) -> dict:
     train_r, valid_r, data, ft = load_splits(cfg)
     if not train_r:
         raise ImprovdError(f"no training pieces of at least 2 frames in {data}: check the data path")
-    net = RnnRbm(enc.UNITS, p["hidden"], p["recurrent"], p["learn_u0"]).to(device)
+    net = RnnRbm(enc.UNITS, p["hidden"], p["recurrent"], p["learn_u0"], p["cell"], p["dropout"]).to(device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     t_pre = time.time()
     pre = pretrain_rbm(net, train_r, p, device, gen) if p["pretrain_epochs"] and not cfg.resume else []
@@ -391,10 +435,21 @@ def train(cfg: TrainConfig) -> dict:
         if state["last"] is None or e % eval_every == 0 or e == p["epochs"]:
             r = log_likelihood(net, valid_r, device, ais["chains"], ais["betas"], seed=e)
             state["last"] = {"valid_loss": -r["ll_per_step"], "valid_ll": r["ll_per_step"]}
+            if p["plateau"]:  # halve the step size after `plateau` evaluations without a new best
+                if r["ll_per_step"] > state.get("best", -math.inf):
+                    state["best"], state["stale"] = r["ll_per_step"], 0
+                else:
+                    state["stale"] = state.get("stale", 0) + 1
+                    if state["stale"] >= p["plateau"]:
+                        for gr in opt.param_groups:
+                            gr["lr"] *= 0.5
+                        state["stale"] = 0
+            state["last"]["lr"] = opt.param_groups[0]["lr"]
         return dict(state["last"])
 
     run = RunDir(cfg.out)
-    describe = {"arch": {"hidden": p["hidden"], "recurrent": p["recurrent"], "learn_u0": p["learn_u0"]},
+    describe = {"arch": {"hidden": p["hidden"], "recurrent": p["recurrent"], "learn_u0": p["learn_u0"],
+                         "cell": p["cell"], "dropout": p["dropout"]},
                 "preset_params": p, "frame_ticks": ft, "data": data, "train_pieces": len(train_r),
                 "valid_pieces": len(valid_r), "train_frames": int(sum(len(r) for r in train_r)),
                 "chunks_per_epoch": len(pieces), "updates_per_epoch": math.ceil(len(pieces) / p["batch_size"]),
@@ -419,10 +474,7 @@ def load_run(run_dir: Path) -> tuple[RnnRbm, dict]:
     state = rd.load("best") or rd.load("last")
     if state is None:
         raise ImprovdError(f"run {run_dir} has no checkpoint (best.pt or last.pt): train first with `improvd train rnnrbm`")
-    sd = state["model"]
-    net = RnnRbm(sd["W"].shape[0], sd["W"].shape[1], sd["Wuu"].shape[0])
-    net.load_state_dict(sd)
-    return net.eval(), state
+    return net_from_state_dict(state["model"]), state
 
 
 def export(run_dir: Path, out_prefix: Path, name: str | None = None) -> Path:
@@ -439,7 +491,7 @@ def export(run_dir: Path, out_prefix: Path, name: str | None = None) -> Path:
     export_step(RnnRbmStep(net), ex, outs, out_prefix)
     with torch.no_grad():
         res = RnnRbmStep(net)(**ex)
-        arrays = {k: getattr(net, k).detach().cpu().numpy().astype(np.float32) for k in PARAM_NAMES}
+        arrays = param_arrays(net)
         arrays["bv0"] = (net.bv + net.u0 @ net.Wuv).numpy().astype(np.float32)
         arrays["bh0"] = (net.bh + net.u0 @ net.Wuh).numpy().astype(np.float32)
     npz = out_prefix.with_suffix(".npz")
