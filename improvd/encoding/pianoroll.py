@@ -254,9 +254,29 @@ def load(spec: str, split: str | None = "train", frame_ticks: int | None = None,
     return items[:limit] if limit else items
 
 
+def save_json(splits: dict, path: str | Path, frame_ticks: int) -> Path:
+    """Rolls in the benchmark format, so a corpus music21 took minutes to parse loads in a
+    second next time (and travels to a GPU box that has no music21)."""
+    out = {"format": "piano-roll as lists of sounding MIDI pitches per step", "frame_ticks": int(frame_ticks)}
+    for name, items in splits.items():
+        out[name] = [from_roll(r) for _, r in items]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, separators=(",", ":")) + "\n")
+    return path
+
+
 def default_frame_ticks(spec: str) -> int:
-    """The frame length the benchmark of ``spec`` uses: eighths for ABC folk tunes, quarters else."""
+    """The frame length the benchmark of ``spec`` uses: eighths for ABC folk tunes, quarters else
+    (a JSON file written by ``save_json`` says its own)."""
     p = Path(spec)
+    if p.suffix.lower() == ".json" and p.is_file():
+        try:
+            ft = json.loads(p.read_text()).get("frame_ticks")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            ft = None
+        if isinstance(ft, int) and ft > 0:
+            return ft
     if p.suffix.lower() == ".abc" or (p.is_dir() and any(p.rglob("*.abc"))):
         return NOTTINGHAM_FRAME_TICKS
     return JSB_FRAME_TICKS
