@@ -242,3 +242,45 @@ def test_dropout_only_while_training():
         net.train()
         t1 = net.recurrence(v)[1]
     assert torch.equal(e1, e2) and not torch.equal(e1, t1)
+
+
+def _c_major_net():
+    """An RBM whose one hidden unit, nearly always on, switches on C-E-G (60, 64, 67) and off
+    everything else: its marginals are near 1 on C-E-G and near 0 elsewhere."""
+    net = R.RnnRbm(88, 1, 4)
+    with torch.no_grad():
+        net.bv.fill_(-8.0)
+        net.bh.fill_(8.0)
+        net.W.zero_()
+        for p in (60, 64, 67):
+            net.W[p - 21, 0] = 16.0
+    return net.eval()
+
+
+def test_marginal_accuracy_picks_the_model_s_best_guess():
+    roll = pr.to_roll([[60, 64, 67]] * 10)
+    r = R.marginal_accuracy(_c_major_net(), [roll], "cpu", threshold=0.5, chains=4, k=10)
+    assert r["acc_marginal"] == pytest.approx(1.0)
+    wrong = pr.to_roll([[62, 65, 69]] * 10)
+    assert R.marginal_accuracy(_c_major_net(), [wrong], "cpu", 0.5, chains=4, k=10)["acc_marginal"] == 0.0
+    # the threshold tuned on training pieces: any t in the grid keeps C-E-G and nothing else
+    tuned = R.marginal_accuracy(_c_major_net(), [roll], "cpu", None, [roll], chains=4, k=10)
+    assert tuned["acc_marginal"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("layout", ["split", "plain"])
+def test_evaluate_a_midi_folder(tmp_path, layout):
+    """`improvd evaluate rnnrbm --data FOLDER`: a folder with train/ and valid/ sets the ACC
+    threshold on train/; a plain folder takes the model card's and scores every file."""
+    card = _export_tiny(tmp_path, _random_net(seed=8))
+    pieces = [[[60, 64, 67], [62, 65, 69], [64, 67, 71], [60, 64, 67]] * 3, [[55, 59, 62], [57, 60, 64]] * 4]
+    root = tmp_path / "midi"
+    for sub in (("train", "valid") if layout == "split" else ("",)):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        for k, steps in enumerate(pieces):
+            pr.write_midi(pr.to_roll(steps), root / sub / f"p{k}.mid", 12)
+    r = R.evaluate(str(card), [str(root)], "valid", n=2, chains=4, betas=20, device="cpu", show=False, marginal_chains=4)
+    assert r["frames"] == sum(len(p) for p in pieces)
+    assert math.isfinite(r["ll_per_step"]) and r["ll_per_step"] < 0
+    assert 0.0 <= r["acc_marginal"] <= 1.0
+    assert r["acc_marginal_threshold_from"] == ("training pieces" if layout == "split" else "default")
