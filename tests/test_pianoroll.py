@@ -70,3 +70,17 @@ def test_nottingham_abc_with_chords():
     roll = items[0][1]
     # melody plus a sounding chord symbol: most eighth-note frames hold 3 or more keys
     assert np.mean(roll.sum(1) >= 3) > 0.5
+
+
+def test_saved_rolls_load_back_with_their_frame_length(tmp_path):
+    """`training.rnnrbm rolls` writes a corpus once (music21 is slow); the JSON must load back
+    frame for frame and say its own frame length (eighths for folk tunes)."""
+    from improvd.encoding import pianoroll as pr
+
+    a = pr.to_roll([[60, 64], [62], [], [67, 71, 74]])
+    b = pr.to_roll([[48], [50, 53]])
+    path = pr.save_json({"train": [("a", a)], "valid": [("b", b)]}, tmp_path / "notts.json", 6)
+    assert pr.default_frame_ticks(str(path)) == 6
+    (_, a2), = pr.load(str(path), "train")
+    (_, b2), = pr.load(str(path), "valid")
+    assert (a2 == a).all() and (b2 == b).all()
