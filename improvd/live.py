@@ -187,8 +187,9 @@ class Daemon:
                 self.out.send([0xFC])  # stop
             eng.close(now)
             # rtmidi hands messages to JACK in its next process cycle: closing the port at
-            # once would drop the last note-offs just sent
-            time.sleep(0.05)
+            # once would drop the last note-offs just sent. 50 ms was not always enough on a
+            # loaded 2-core CI box (a clock stop went missing once); exit can spare 200 ms.
+            time.sleep(0.2)
             self.out.close()
             self.inp.close()
         return 0
