@@ -147,3 +147,23 @@ def test_generated_abc_from_the_bundled_model_parses_in_music21():
         assert r["ok"], (r, tune)
     assert not check_tune("X:1\nT:t\nM:4/4\nL:1/8\nK:G\nAB|")["ok"]  # too few notes
     assert not check_tune("X:1\nT:t\nM:3/4\nL:1/8\nK:G\nABcdefga|ABcdefga|ABcdefga|ABcdefga|\n")["ok"]  # bars of 4/4
+
+
+@pytest.mark.skipif(not BUNDLED.exists(), reason="bundled model absent")
+def test_an_answer_cut_short_leaves_only_what_sounded_in_the_lm():
+    """Bars sampled ahead that never began to sound are rolled back out of the LSTM state when
+    the answer ends, so the performer's next phrase follows the answer as it was heard."""
+    m = load_model(str(BUNDLED))
+    _perform(m, [62, 64, 66, 67, 69, 71, 73, 74])
+    start = 96
+    m.begin_answer(start)
+    rng = np.random.default_rng(1)
+    end = start + 48 + 6  # the first bar sounded, the second had begun
+    for t in range(start, end):
+        m.play(PlayContext(tick=t, chord=None, rng=rng, starting=t == start))
+    bars, before = m.bars, m.lm.snapshot()
+    unheard = [(t0, snap) for t0, snap in bars.starts if m.origin + t0 >= end]
+    assert unheard, "the look-ahead should have sampled a bar that had not begun"
+    m.end_answer(end)
+    assert np.array_equal(m.lm.h, unheard[0][1][0]) and np.array_equal(m.lm.c, unheard[0][1][1])
+    assert not np.array_equal(m.lm.h, before[0])

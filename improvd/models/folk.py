@@ -229,6 +229,9 @@ class BarSampler:
         self.carry = ""  # the char that completed the last bar: it opens the next one
         self.carry_out: list = []
         self._job = None
+        # (start on the parser's clock, LM state before it) of each accepted bar: an answer cut
+        # short rolls the LM back to the first bar that never sounded
+        self.starts: list = []
 
     def _start(self):
         return {"snap": self.lm.snapshot(), "parser": self.parser.clone(), "text": self.carry,
@@ -288,6 +291,7 @@ class BarSampler:
         notes = [n for n in out if isinstance(n, AbcNote)]
         self.carry = ch if mark.kind == "bar" else ""
         self.carry_out = []
+        self.starts.append((job["parser"].t, job["snap"]))
         self.bars_done += 1
         self._job = None
         return Segment(keep, notes, ended=mark.kind in ("end", "tune"))
@@ -415,10 +419,17 @@ class FolkModel(StepModel):
             self.writer._bar_acc = {}
 
     def end_answer(self, tick: int) -> None:
+        """The LM keeps what was heard: bars sampled ahead that never began to sound (and a
+        half-sampled bar) are taken back out of its state, so the performer's next phrase
+        follows the answer as played, not the answer as planned."""
         self.answering = False
         self.buffer = []
-        if self.bars is not None and self.bars._job is not None:
-            self.lm.restore(self.bars._job["snap"])  # drop the half-sampled bar
+        if self.bars is not None:
+            unheard = [snap for t0, snap in self.bars.starts if self.origin + t0 >= tick]
+            if unheard:
+                self.lm.restore(unheard[0])
+            elif self.bars._job is not None:
+                self.lm.restore(self.bars._job["snap"])  # drop the half-sampled bar
         self.bars = None
         self.tracker.reset()
         self.tracker.start_rest(tick, None)
