@@ -86,6 +86,8 @@ class _Silent:
 class _Port:
     """What input and output share: open by pattern or virtually, and re-open when it returns."""
 
+    OPEN_TRIES = 5
+
     kind = "?"
     rt_class = None  # rtmidi.MidiIn or rtmidi.MidiOut, set by the subclass
 
@@ -105,10 +107,21 @@ class _Port:
             self.rt.open_virtual_port(self.port_name)
             self.connected = True
             return
-        idx = match_port(self.rt.get_ports(), self.pattern, self.kind, self.base_client)
-        self.rt.open_port(idx, self.port_name)
-        self.connected = True
-        self.source = self.rt.get_ports()[idx] if idx < len(self.rt.get_ports()) else self.pattern
+        # rtmidi opens by index and looks the name up again inside: if clients came or went
+        # between the two listings, the index may name another port. Check after opening that
+        # the index still names the port we matched; if not, close and match again.
+        for _ in range(self.OPEN_TRIES):
+            names = self.rt.get_ports()
+            idx = match_port(names, self.pattern, self.kind, self.base_client)
+            self.rt.open_port(idx, self.port_name)
+            after = self.rt.get_ports()
+            if idx < len(after) and after[idx] == names[idx]:
+                self.connected = True
+                self.source = names[idx]
+                return
+            self.rt.close_port()
+        raise PortError(f"{self.kind} port {self.pattern!r} kept moving while it was opened (MIDI clients coming and "
+                           f"going): try again once the other clients have settled")
 
     def check(self) -> str | None:
         """Poll once (about a second apart): 'lost' / 'back' when that changed, else None."""
