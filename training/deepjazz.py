@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from improvd import ImprovdError
 from improvd.encoding import grammar as g
 from training.corpora import shared
-from training.loop import RunDir, TrainConfig, fit, pick_device, seed_everything
+from training.loop import RunDir, TrainConfig, fit, pick_device, seed_everything, update
 
 PRESETS = {
     "deepjazz": dict(hidden=64, epochs=100, batch_size=32, lr=0.01, decay=0.01, m=60, tx=30),
@@ -134,9 +134,7 @@ def train(cfg: TrainConfig) -> dict:
             group["lr"] = p["lr"] / (1.0 + p["decay"] * iterations())
         logits, _ = net(Xt[idx])
         loss = summed_ce(logits, Yt[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        update(opt, loss)
         return float(loss.detach())
 
     def evaluate():

@@ -159,7 +159,7 @@ def stream_bits_per_char(net, text: np.ndarray, device, chunk: int = 2000) -> fl
 
 def train(cfg) -> dict:
     torch, nn = _torch()
-    from training.loop import RunDir, fit, pick_device, seed_everything
+    from training.loop import RunDir, fit, pick_device, seed_everything, update
 
     p = dict(PRESETS.get(cfg.preset) or PRESETS["default"])
     for k in ("epochs", "batch_size", "lr", "hidden"):
@@ -202,10 +202,7 @@ def train(cfg) -> dict:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             logits, _ = net(b[:, :-1])
         loss = loss_fn(logits.float().reshape(-1, logits.shape[-1]), b[:, 1:].reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        opt.step()
+        update(opt, loss, net.parameters(), 5.0)
         return float(loss.detach())
 
     def evaluate():

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from improvd.encoding import jazz as enc
 from improvd.encoding.events import transpose
 from training.corpora import load_event_pieces, shared
-from training.loop import RunDir, TrainConfig, fit, pick_device, seed_everything, split_by_piece
+from training.loop import RunDir, TrainConfig, fit, pick_device, seed_everything, split_by_piece, update
 
 PRESETS = {
     # the bundled default: 2 x 384, dropout, 12-key augmentation, early stopping on valid NLL
@@ -164,10 +164,7 @@ def train(cfg: TrainConfig) -> dict:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             lp, ld, n = nll(net, batch, device)
             loss = (lp + ld) / n
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
+        update(opt, loss, net.parameters(), 1.0)
         return float(loss.detach())
 
     def evaluate():

@@ -51,6 +51,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def update(opt: torch.optim.Optimizer, loss: torch.Tensor, params=None, clip: float = 0.0) -> None:
+    """One optimiser step on ``loss``: the gradient norm clipped to ``clip`` first when given."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip:
+        torch.nn.utils.clip_grad_norm_(params, clip)
+    opt.step()
+
+
 def split_by_piece(items: list, fraction: float, seed: int) -> tuple[list, list]:
     """A train/valid split by whole piece (never by window), stable for a given seed."""
     idx = list(range(len(items)))

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from improvd import ImprovdError
 from improvd.encoding import TICKS_PER_BEAT
 from improvd.encoding import pianoroll as enc
-from training.loop import RunDir, TrainConfig, fit, pick_device, seed_everything
+from training.loop import RunDir, TrainConfig, fit, pick_device, seed_everything, update
 
 PRESETS = {
     # exactly the Theano tutorial: SGD, one chunk of at most 100 steps per update, CD-15, 200 epochs
@@ -182,13 +182,10 @@ def param_arrays(net: RnnRbm) -> dict:
 
 
 def net_from_arrays(arrays: dict) -> RnnRbm:
-    nv, nh = arrays["W"].shape
-    cell = "gru" if "gru_wih" in arrays else "rnn"
-    net = RnnRbm(nv, nh, arrays["u0"].shape[0] if "u0" in arrays else arrays["Wuu"].shape[0], cell=cell)
+    """The inverse of ``param_arrays``: the .npz's flat names back to a state dict."""
     sd = {k: torch.as_tensor(np.asarray(arrays[k], np.float32)) for k in PARAM_NAMES if k in arrays}
     sd.update({k: torch.as_tensor(np.asarray(arrays[flat], np.float32)) for flat, k in GRU_NAMES.items() if flat in arrays})
-    net.load_state_dict(sd)
-    return net.eval()
+    return net_from_state_dict(sd)
 
 
 def net_from_state_dict(sd: dict) -> RnnRbm:
@@ -415,9 +412,7 @@ def pretrain_rbm(net: RnnRbm, rolls: list, p: dict, device, gen) -> list:
             v = frames[perm[i:i + 100]]
             vs, _ = net.gibbs(v, net.bv.detach(), net.bh.detach(), p["k"], gen)
             cost = (net.free_energy(v, net.bv, net.bh) - net.free_energy(vs, net.bv, net.bh)).mean()
-            opt.zero_grad(set_to_none=True)
-            cost.backward()
-            opt.step()
+            update(opt, cost)
             costs.append(float(cost))
         hist.append(float(np.mean(costs)))
     return hist
@@ -463,11 +458,7 @@ def train(cfg: TrainConfig) -> dict:
     def step(batch):
         v, m = (t.to(device, non_blocking=True) for t in batch)
         cost, monitor = net.cd_cost(v, m, p["k"], gen)
-        opt.zero_grad(set_to_none=True)
-        cost.backward()
-        if p["clip"]:
-            nn.utils.clip_grad_norm_(params, p["clip"])
-        opt.step()
+        update(opt, cost, params, p["clip"])
         return float(monitor)
 
     def evaluate():
