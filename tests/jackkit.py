@@ -3,11 +3,12 @@ recorder on its output port (python-rtmidi clients, like a keyboard and a synth 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import shutil
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -147,6 +148,39 @@ def start_daemon(args: list[str], env=None) -> subprocess.Popen:
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                          env={**os.environ, **(env or {})})
     return p
+
+
+@contextlib.contextmanager
+def daemon(args: list[str], ports=()):
+    """`improvd run` with ``args`` until the block ends (then SIGTERM), once ``ports`` exist."""
+    p = start_daemon(args)
+    try:
+        for port in ports:
+            try:
+                wait_for_port(port, timeout=15)
+            except RuntimeError:
+                p.kill()
+                _out, err = p.communicate(timeout=5)
+                raise AssertionError(f"improvd did not open {port}: rc {p.returncode} {err[-800:]}")
+        time.sleep(0.3)
+        yield p
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.communicate()
+
+
+def attach(name: str, channel: int = 0) -> tuple["Recorder", "Player"]:
+    """A synth (recorder) on daemon ``name``'s output and a keyboard into its input; the caller
+    closes both."""
+    rec = Recorder(f"{name}-out:out", name=f"{name}r")
+    kbd = Player(f"{name}k", virtual=False, target=f"{name}-in:in", channel=channel)
+    time.sleep(0.3)  # let JACK make the connections before the first note
+    return rec, kbd
 
 
 def wait_for_port(pattern: str, timeout: float = 15.0) -> None:

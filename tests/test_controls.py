@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import tomllib
 import uuid
@@ -201,16 +200,11 @@ def test_every_loaded_model_keeps_listening():
 @needs_jack
 @pytest.mark.parametrize("flags,expect", [([], "same"), (["--passthrough-channel", "3"], "ch3"), (["--no-passthrough"], "none")])
 def test_passthrough(flags, expect):
-    from jackkit import start_daemon, wait_for_port
+    from jackkit import attach, daemon
 
     name = f"pt{uuid.uuid4().hex[:6]}"
-    p = start_daemon(["--virtual", "--name", name, "--wait", "4bars", *flags])
-    try:
-        wait_for_port(f"{name}-out:out")
-        wait_for_port(f"{name}-in:in")
-        rec = Recorder(f"{name}-out:out", name=f"{name}r")
-        kbd = Player(f"{name}k", virtual=False, target=f"{name}-in:in")
-        time.sleep(0.3)
+    with daemon(["--virtual", "--name", name, "--wait", "4bars", *flags], ports=(f"{name}-out:out", f"{name}-in:in")):
+        rec, kbd = attach(name)
         kbd.phrase([(60, 0.5), (64, 0.5)], 0.5)
         time.sleep(0.3)
         heard = [(d[0] & 0x0F, d[1]) for _t, d in rec.events if d[0] & 0xF0 in (0x80, 0x90)]
@@ -221,9 +215,6 @@ def test_passthrough(flags, expect):
             assert heard == [(ch, 60), (ch, 60), (ch, 64), (ch, 64)]
         kbd.send([0x90, 67, 80])  # held at exit: improvd ends it
         time.sleep(0.2)
-    finally:
-        p.terminate()
-        p.communicate(timeout=10)
     assert_nothing_hanging_and_close(rec, kbd)
 
 

@@ -3,16 +3,13 @@ its input port and a synth stand-in recording its output port."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import subprocess
 import time
 import uuid
 
 import pytest
 
-from jackkit import Player, Recorder, needs_jack, start_daemon, wait_for_port
+from jackkit import Player, Recorder, attach, daemon, needs_jack, start_daemon
 
 pytestmark = [pytest.mark.jack, needs_jack]
 
@@ -25,29 +22,6 @@ WAIT = 0.5  # --wait 500ms
 
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:6]}"
-
-
-@contextlib.contextmanager
-def daemon(args, ports=()):
-    p = start_daemon(args)
-    try:
-        for port in ports:
-            try:
-                wait_for_port(port, timeout=15)
-            except RuntimeError:
-                p.kill()
-                out, err = p.communicate(timeout=5)
-                raise AssertionError(f"improvd did not open {port}: rc {p.returncode} {err[-800:]}")
-        time.sleep(0.3)
-        yield p
-    finally:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.communicate()
 
 
 def wait_for_answer(rec: Recorder, after: float, timeout: float = 3.0):
@@ -65,9 +39,7 @@ def test_answer_arrives_after_the_wait_and_every_note_ends():
     name = unique("imp")
     with daemon(["--virtual", "--name", name, "--tempo", "120", "--wait", "500ms", "--bars", "1", "--seed", "1", "--channel-out", "1"],
                 ports=(f"{name}-out:out", f"{name}-in:in")) as p:
-        rec = Recorder(f"{name}-out:out", name=unique("rec"))
-        pl = Player(unique("kbd"), virtual=False, target=f"{name}-in:in", channel=KBD_CH)
-        time.sleep(0.3)  # let JACK make the connections before the first note
+        rec, pl = attach(name, KBD_CH)
         try:
             t_end = pl.phrase(PHRASE, BEAT)
             first = wait_for_answer(rec, t_end)
@@ -88,9 +60,7 @@ def test_sigterm_mid_answer_leaves_nothing_hanging_and_exits_0():
     name = unique("imp")
     with daemon(["--virtual", "--name", name, "--tempo", "120", "--wait", "500ms", "--bars", "4", "--seed", "2", "--channel-out", "1"],
                 ports=(f"{name}-out:out", f"{name}-in:in")) as p:
-        rec = Recorder(f"{name}-out:out", name=unique("rec"))
-        pl = Player(unique("kbd"), virtual=False, target=f"{name}-in:in", channel=KBD_CH)
-        time.sleep(0.3)  # let JACK make the connections before the first note
+        rec, pl = attach(name, KBD_CH)
         try:
             t_end = pl.phrase(PHRASE, BEAT)
             assert wait_for_answer(rec, t_end) is not None, f"no answer; heard {rec.events}"

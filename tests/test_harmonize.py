@@ -8,13 +8,12 @@ import time
 import uuid
 from pathlib import Path
 
-import mido
 import pytest
 
 from improvd.config import load_settings
 from improvd.midi.files import read_midi
 from improvd.replay import replay
-from jackkit import Player, Recorder, assert_nothing_hanging_and_close, needs_jack, start_daemon, wait_for_port
+from jackkit import Player, Recorder, assert_nothing_hanging_and_close, attach, daemon, needs_jack
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -90,13 +89,9 @@ def test_harmony_reacts_on_the_note_on_not_on_the_next_tick():
 @needs_jack
 def test_harmonize_live_over_jack_ends_every_note():
     name = f"hz{uuid.uuid4().hex[:6]}"
-    p = start_daemon(["--virtual", "--name", name, "--model", "rnnrbm", "--mode", "harmonize", "--no-passthrough"])
-    try:
-        wait_for_port(f"{name}-out:out")
-        wait_for_port(f"{name}-in:in")
-        rec = Recorder(f"{name}-out:out", name=f"{name}r")
-        kbd = Player(f"{name}k", virtual=False, target=f"{name}-in:in")
-        time.sleep(0.3)
+    with daemon(["--virtual", "--name", name, "--model", "rnnrbm", "--mode", "harmonize", "--no-passthrough"],
+                ports=(f"{name}-out:out", f"{name}-in:in")):
+        rec, kbd = attach(name)
         kbd.send([0x90, 72, 90])
         t_on = time.perf_counter()
         time.sleep(0.4)
@@ -108,9 +103,6 @@ def test_harmonize_live_over_jack_ends_every_note():
         assert rec.hanging() == [], "the harmony outlived the performer's note"
         kbd.send([0x90, 76, 90])
         time.sleep(0.3)
-    finally:
-        p.terminate()
-        p.communicate(timeout=10)
     assert_nothing_hanging_and_close(rec, kbd)
 
 
