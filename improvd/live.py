@@ -9,6 +9,7 @@ SIGTERM, SIGINT) goes through ``finally`` which ends every sounding note.
 from __future__ import annotations
 
 import logging
+import gc
 import os
 import signal
 import time
@@ -118,6 +119,11 @@ class Daemon:
             except ValueError:
                 pass  # not the main thread (tests): the caller stops us with .request_stop()
         self._realtime()
+        # All that start-up loaded lives as long as the daemon: move it out of the collector's
+        # reach, so a full collection mid-song scans only what playing allocates (measured with
+        # the rnnrbm model loaded: 5-11 ms per full collection before, under 0.1 ms after).
+        gc.collect()
+        gc.freeze()
         notify.ready()
         notify.status(f"listening on {self.inp.pattern or 'virtual in'}, model {self.model.card.name}")
         log.info("ready in %.2fs: model %s (%s), mode %s, %.0f BPM", self.ready_seconds, self.model.card.name,
