@@ -2,8 +2,10 @@
 
 - step cost (model + sampling + rules) p50/p99 per bundled model with onnxruntime, beside the
   same weights stepped by torch eager (when torch is installed): the ratio is the figure;
-- output timing error (sent minus due) p50/p99 of the live daemon over a JACK loopback, and
-  the arrival delay a client on the other end sees;
+- output timing error (sent minus due) of the live daemon over a JACK loopback, and the arrival
+  delay a client on the other end sees; the harmonize reaction (note-on in to harmony out, and
+  key to synth), over ``--runs`` runs: each daemon in its own process, p50/p99/max and the
+  count over target, and with ``--load N`` the same again beside N busy processes;
 - resident memory and time-to-ready of ``improvd run`` as a separate process.
 
 All on one core (the daemon pins onnxruntime to one thread), on whatever machine runs it.
@@ -11,6 +13,8 @@ All on one core (the daemon pins onnxruntime to one thread), on whatever machine
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import json
 import os
 import re
@@ -49,7 +53,7 @@ def step_cost(name: str, steps: int) -> dict:
         t0 = time.perf_counter()
         notes = m.play(PlayContext(tick=tick, chord=prog.at(tick), rng=rng, temperature=float(m.card.sampling.get("temperature", 1.0)),
                                    top_p=float(m.card.sampling.get("top_p", 1.0)), held=frozenset({60, 64, 67}) if "harmonize" in m.modes else frozenset(),
-                                   starting=tick == 0, extra={"chord_at": prog.at, "onset": tick % 12 == 0}))
+                                   starting=tick == 0, chord_at=prog.at, onset=tick % 12 == 0))
         rc = RuleContext(prog.at(tick), tuple(recent[-8:]), 80.0, 0, rng, s.rules)
         for n in notes:
             c = apply_rules(Candidate(n.pitch, n.velocity, n.duration), rc, s.rules.order)
@@ -69,15 +73,19 @@ def step_cost(name: str, steps: int) -> dict:
 
 
 def torch_baseline(m, steps: int, prog, s):
-    if m.family != "jazz":
-        return None
+    from improvd import ImprovdError
+    from improvd.registry import offline
+
     try:
         import torch
-        from training.jazz import TorchJazzBaseline
-    except ImportError:
+
+        baseline = offline("baseline")(m.family)  # the same weights stepped by torch, where training has one
+    except (ImportError, ImprovdError):
+        return None
+    if baseline is None:
         return None
     torch.set_num_threads(1)
-    b = TorchJazzBaseline(m.path)
+    b = baseline(m.path)
     rng = np.random.default_rng(0)
     prev, tick, costs, recent = None, 0, [], []
     for _ in range(50):  # warm-up
@@ -115,31 +123,48 @@ def jack_timing(seconds: float, model: str = "jazz", rt_priority: int = 0) -> di
         return d
     d.sent_log = []
     rec = _far_end(name)
+    threads, _running = _watch_scheduling(d)
     th = threading.Thread(target=d.run, kwargs={"duration": seconds})
     th.start()
-    th.join()
+    th.join()  # and nothing else while it plays: see _watch_scheduling
     time.sleep(0.3)
     arrivals = _heard(rec)
     errs = [now - due for due, now, _ in d.sent_log]
-    out = {"messages": len(errs)}
+    out = {"messages": len(errs), "threads": threads, "sent_ms": [e * 1e3 for e in errs]}
     if errs:
         out["sent_p50"], out["sent_p99"] = percentiles(errs)
-    # arrival: pair each sent message with the first unclaimed identical message heard after it
-    from collections import defaultdict, deque
-    heard = defaultdict(deque)
-    for t, data in arrivals:
-        heard[tuple(data)].append(t)
-    delays = []
-    for due, now, data in d.sent_log:
-        q = heard[tuple(data)]
-        while q and q[0] < now:
-            q.popleft()
-        if q:
-            delays.append(q.popleft() - due)
+    delays, out["unheard"] = arrival_delays(d.sent_log, arrivals)
+    out["arrive_ms"] = [x * 1e3 for x in delays]
     if delays:
         out["arrive_p50"], out["arrive_p99"] = percentiles(delays)
     out["step_p50"], out["step_p99"] = d.engine.stats.step_percentiles()
     return out
+
+
+def arrival_delays(sent_log: list, heard: list) -> tuple[list[float], int]:
+    """Heard minus due of each message sent: paired with the first identical message heard at or
+    after its send and before the next identical one was sent, so that one message lost on the
+    way pairs with nothing (and is counted) instead of with every later copy of itself."""
+    from collections import defaultdict
+
+    times = defaultdict(list)
+    for t, data in heard:
+        times[tuple(data)].append(t)
+    for v in times.values():
+        v.sort()
+    sends = defaultdict(list)
+    for due, now, data in sent_log:
+        sends[tuple(data)].append((now, due))
+    delays, unheard = [], 0
+    for key, sl in sends.items():
+        sl.sort()
+        for i, (now, due) in enumerate(sl):
+            t = _first_in(now, sl[i + 1][0] if i + 1 < len(sl) else float("inf"), times.get(key, []))
+            if t is None:
+                unheard += 1
+            else:
+                delays.append(t - due)
+    return delays, unheard
 
 
 def process_figures(seconds: float = 6.0) -> dict:
@@ -175,7 +200,139 @@ def process_figures(seconds: float = 6.0) -> dict:
     return {"ready_s": ready, "rss_mb": peak / 1024, "rss_own_mb": peak_own / 1024}
 
 
-def main(models: list[str], steps: int, jack: bool, seconds: float, rt_priority: int = 0) -> dict:
+TIMING_TARGET_MS = 1.0  # output timing, sent minus due, p99
+HARMONY_TARGET_MS = 5.0  # harmonize reaction, note-on at the input port to harmony sent, p99
+
+
+def summary(ms: list[float], target: float | None = None) -> dict:
+    """p50, p99, max and (beside a target) how many were over it, of how many."""
+    if not ms:
+        return {"n": 0}
+    a = np.asarray(ms, float)
+    out = {"n": len(a), "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "max": float(a.max())}
+    if target is not None:
+        out["over"] = int((a > target).sum())
+    return out
+
+
+@contextlib.contextmanager
+def busy_processes(n: int):
+    """``n`` processes spinning at normal priority for as long as the block runs: the load a
+    busy stage laptop (a DAW, a browser, an update) puts on the cores the daemon shares."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        time.sleep(0.5 if n else 0)  # all spinning before anything is measured
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+
+
+_CHILD_SRC = "import json, sys; from improvd import bench; print(json.dumps(getattr(bench, sys.argv[1])(**json.loads(sys.argv[2]))))"
+
+
+def in_own_process(fn: str, timeout: float, **kwargs) -> dict:
+    """``bench.fn(**kwargs)`` in a fresh Python process, as a daemon starts on stage: nothing this
+    process did (models stepped, torch loaded, pages touched) warms it or competes with it."""
+    try:
+        p = subprocess.run([sys.executable, "-c", _CHILD_SRC, fn, json.dumps(kwargs)], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"{fn} did not finish in {timeout:.0f} s"}
+    lines = p.stdout.strip().splitlines()
+    if p.returncode != 0 or not lines:
+        tail = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
+        return {"error": f"{fn}: {tail}"}
+    return json.loads(lines[-1]) or {"error": f"{fn}: no JACK"}
+
+
+def jack_server() -> str:
+    return os.environ.get("JACK_DEFAULT_SERVER", "default")
+
+
+def realtime_figures(seconds: float, rt_priority: int = 0, load: int = 0, runs: int = 1, harmonize: bool = True) -> dict:
+    """Output timing (one duet of ``seconds``) and harmonize reaction (``runs`` runs of
+    ``seconds``), each daemon in its own process; unloaded, then with ``load`` busy processes."""
+    phases = {}
+    for label, n in [("unloaded", 0)] + ([(f"{load} busy", load)] if load else []):
+        with busy_processes(n):
+            ph = {"busy": n, "timing": in_own_process("jack_timing", seconds + 60, seconds=seconds, rt_priority=rt_priority)}
+            if "error" in ph["timing"]:
+                return {"error": ph["timing"]["error"]}
+            ph["harmonize"] = [in_own_process("harmonize_reaction", seconds + 60, seconds=seconds, rt_priority=rt_priority)
+                               for _ in range(runs if harmonize else 0)]
+        phases[label] = ph
+    return phases
+
+
+def _cells(sm: dict, target: float | None) -> list[str]:
+    if not sm.get("n"):
+        return ["n/a", ""]
+    over = f"{sm['over']} of {sm['n']}" if target is not None else f"({sm['n']})"
+    ms = lambda x: f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:.0f}"
+    return [f"{ms(sm['p50'])}/{ms(sm['p99'])}/{ms(sm['max'])}", over]
+
+
+def realtime_table(phases: dict, seconds: float, rt_priority: int):
+    """One row per figure, the unloaded and loaded columns side by side, from the same run."""
+    from rich import box
+    from rich.table import Table
+
+    t = Table(box=box.SIMPLE_HEAD, title=f"real-time figures, ms, over JACK server {jack_server()!r}; rt priority {rt_priority or 'off'}; "
+                    f"each daemon in its own process, {seconds:g} s a run",
+              caption="timing: the live duet's messages, sent minus due, and heard by a client at the far end minus due (lost: never heard); "
+                      "harmonize: a performer's note-on stamped when the engine polls the input port to the harmony's first note-on sent, "
+                      "and a keyboard process's send to the harmony heard at the far end; beside the runs: keys lost on the way in / "
+                      "met by a harmony still sounding (held over) / left without harmony, none of them timed")
+    t.add_column("figure", ratio=1)
+    t.add_column("p99\ntarget", justify="right")
+    for label in phases:
+        t.add_column(f"{label}\np50/p99/max", justify="right", no_wrap=True)
+        t.add_column("over\ntarget", justify="right", no_wrap=True)
+    rows = [("timing, sent", f"<= {TIMING_TARGET_MS:g}", TIMING_TARGET_MS, lambda ph: ph["timing"].get("sent_ms", [])),
+            ("timing, heard", "", None, lambda ph: ph["timing"].get("arrive_ms", [])),
+            ("harmonize", f"<= {HARMONY_TARGET_MS:g}", HARMONY_TARGET_MS,
+             lambda ph: [x for r in ph["harmonize"] for x in r.get("reaction_ms", [])]),
+            ("key to ear (harmony)", "", None, lambda ph: [x for r in ph["harmonize"] for x in r.get("key_to_ear_ms", [])])]
+    for title, target_text, target, get in rows:
+        cells = []
+        for ph in phases.values():
+            cells += _cells(summary(get(ph), target), target)
+            if title == "timing, heard" and ph["timing"].get("unheard"):
+                cells[-1] += f", {ph['timing']['unheard']} lost"
+        t.add_row(title, target_text, *cells)
+    if any(ph["harmonize"] for ph in phases.values()):
+        cells = []
+        for ph in phases.values():
+            runs = ph["harmonize"]
+            ok = sum(1 for r in runs if r.get("reaction_ms") and summary(r["reaction_ms"])["p99"] <= HARMONY_TARGET_MS)
+            n = {k: sum(r.get(k, 0) for r in runs) for k in ("lost", "held_over", "unanswered")}
+            cells += [f"{ok} of {len(runs)} runs", f"{n['lost']}/{n['held_over']}/{n['unanswered']}"]
+        t.add_row("runs within (harmony)", f"<= {HARMONY_TARGET_MS:g}", *cells)
+    return t
+
+
+def realtime_notes(phases: dict) -> list[str]:
+    """What the table's columns ran under: per-run harmonize p99s, errors, threads' scheduling."""
+    lines = []
+    for label, ph in phases.items():
+        p99s = [f"{summary(r['reaction_ms'])['p99']:.2f}" if r.get("reaction_ms") else r.get("error", "none")
+                for r in ph["harmonize"]]
+        if p99s:
+            lines.append(f"{label}: harmonize p99 per run, ms: {' '.join(p99s)}")
+        th = ph["timing"].get("threads") or {}
+        if th:
+            others = ", ".join(f"{n} {w}" for w, n in sorted(th.get("others", {}).items()))
+            lines.append(f"{label}: engine thread {th.get('engine')}; other threads of the daemon: {others}")
+    first = next(iter(phases.values()), {}).get("timing", {}).get("threads")
+    if first and not any(w.startswith("FIFO") for w in first.get("others", {})):
+        lines.append(f"JACK server {jack_server()!r} left its clients' threads at normal priority (not started with -R): "
+                     "with busy processes, JACK's own delays and losses are in the figures")
+    return lines
+
+
+def main(models: list[str], steps: int, jack: bool, seconds: float, rt_priority: int = 0, load: int = 0, runs: int = 1) -> dict:
     from rich.console import Console
     from rich.table import Table
 
@@ -197,27 +354,26 @@ def main(models: list[str], steps: int, jack: bool, seconds: float, rt_priority:
         t.add_row(n, r["family"], f("ort_p50"), f("ort_p99"), f("torch_p50"), f("torch_p99"), ratio)
     con.print(t)
     if jack:
-        jt = jack_timing(seconds, rt_priority=rt_priority)
-        results["jack"] = jt
-        if jt and "error" not in jt:
-            con.print(f"JACK loopback, {seconds:g} s duet, rt priority {rt_priority or 'off'}, {jt['messages']} messages: sent-minus-due p50 {jt.get('sent_p50', float('nan')):.3f} ms "
-                      f"p99 {jt.get('sent_p99', float('nan')):.3f} ms; arrival at the client p50 {jt.get('arrive_p50', float('nan')):.3f} ms "
-                      f"p99 {jt.get('arrive_p99', float('nan')):.3f} ms; engine tick p99 {jt['step_p99']:.3f} ms")
-            if any(p.stem == "rnnrbm" for p in bundled_models()) and (not models or "rnnrbm" in models):
-                hr = harmonize_reaction(seconds, rt_priority=rt_priority)
-                results["harmonize"] = hr
-                if "p99" in hr:
-                    con.print(f"harmonize (rnnrbm) over JACK: performer note-on at the input port to harmony note-on sent, "
-                              f"{hr['answered']} of {hr['notes']} notes: p50 {hr['p50']:.3f} ms p99 {hr['p99']:.3f} ms max {hr['max']:.3f} ms")
-            pf = process_figures()
-            results["process"] = pf
-            if "error" in pf:
-                con.print(f"improvd run: {pf['error']}")
-            else:
-                con.print(f"improvd run: ready in {pf['ready_s']:.2f} s (process start to ready line), resident memory peak {pf['rss_own_mb']:.1f} MB "
-                          f"of its own ({pf['rss_mb']:.1f} MB counting the JACK server's shared memory it maps)")
+        harmonize = any(p.stem == "rnnrbm" for p in bundled_models()) and (not models or "rnnrbm" in models)
+        phases = realtime_figures(seconds, rt_priority, load, runs, harmonize)
+        if "error" in phases:
+            con.print(f"JACK loopback skipped: {phases['error']}")
+            return results
+        con.print(realtime_table(phases, seconds, rt_priority))
+        for line in realtime_notes(phases):
+            con.print(line, highlight=False)
+        results["phases"] = phases
+        first = next(iter(phases.values()))
+        results["jack"] = first["timing"]
+        if first["harmonize"]:
+            results["harmonize"] = first["harmonize"][0]
+        pf = process_figures()
+        results["process"] = pf
+        if "error" in pf:
+            con.print(f"improvd run: {pf['error']}")
         else:
-            con.print(f"JACK loopback skipped: {jt.get('error') if jt else 'no JACK'}")
+            con.print(f"improvd run: ready in {pf['ready_s']:.2f} s (process start to ready line), resident memory peak {pf['rss_own_mb']:.1f} MB "
+                      f"of its own ({pf['rss_mb']:.1f} MB counting the JACK server's shared memory it maps)")
     return results
 
 
@@ -303,6 +459,7 @@ rec = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name + "-rec")
 # perf_counter is CLOCK_MONOTONIC: the same clock in every process of this machine
 rec.set_callback(lambda ev, _d: heard.append([time.perf_counter(), ev[0]]))
 rec.open_port(next(i for i, p in enumerate(rec.get_ports()) if p.startswith(name + "-out:")), "x")
+print("ready", flush=True)
 sys.stdin.readline()
 rec.delete()
 print(json.dumps(heard))
@@ -313,14 +470,18 @@ def _far_end(name: str) -> subprocess.Popen:
     """The synth stand-in, recording the daemon's output from its own process: a JACK callback
     waiting on this process's GIL would make JACK drop events, and the count blame the daemon."""
     rec = subprocess.Popen([sys.executable, "-c", _RECORD_SRC, name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    time.sleep(0.5)
+    # connected before anything is sent: a fixed half second was not always enough with busy
+    # processes running, and each message sent before it was missed then paired with a later one
+    rec.stdout.readline()
+    time.sleep(0.05)
     return rec
 
 
 def _heard(rec: subprocess.Popen) -> list:
     """[(perf_counter time, message bytes)] the stand-in heard, once it is told to stop."""
     out, _ = rec.communicate("stop\n", timeout=30)
-    return [(t, tuple(m)) for t, m in json.loads(out or "[]")]
+    lines = out.strip().splitlines()
+    return [(t, tuple(m)) for t, m in json.loads(lines[-1] if lines else "[]")]
 
 
 def flood(seconds: float = 10.0, rate: int = 10000, model: str = "jazz", rt_priority: int = 0) -> dict:
@@ -373,27 +534,85 @@ def flood(seconds: float = 10.0, rate: int = 10000, model: str = "jazz", rt_prio
 
 
 _CHORDS_SRC = r"""
-import random, sys, time, rtmidi
+import json, os, random, sys, time, rtmidi
 name, seconds = sys.argv[1], float(sys.argv[2])
+try:  # a keyboard is hardware: busy processes must not delay its sends (nor part its stamps from them)
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+except (OSError, AttributeError):
+    pass
 src = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name + "-kbd")
 src.open_port(next(i for i, p in enumerate(src.get_ports()) if p.startswith(name + "-in:")), "x")
+print("ready", flush=True)
+sys.stdin.readline()
 rnd = random.Random(1)
 t0 = time.perf_counter()
-n = 0
+sent = []
 while time.perf_counter() - t0 < seconds:
     p = rnd.choice([67, 69, 71, 72, 74, 76, 77, 79])  # a melody in C, one note at a time
+    sent.append(time.perf_counter())
     src.send_message([0x90, p, 90])
     time.sleep(rnd.choice([0.15, 0.25, 0.35]))
     src.send_message([0x80, p, 0])
     time.sleep(0.05)
-    n += 1
-print(n)
+print(json.dumps(sent))
 """
 
 
+def _first_in(t0: float, t1: float, events: list[float]) -> float | None:
+    """The first of the sorted ``events`` in [t0, t1)."""
+    i = bisect.bisect_left(events, t0)
+    return events[i] if i < len(events) and events[i] < t1 else None
+
+
+def _sounding_at(sent_log: list, t: float) -> bool:
+    """Whether any note improvd sent was still sounding (on, not yet off) just before ``t``."""
+    on: set = set()
+    for _due, now, data in sent_log:
+        if now >= t:
+            break
+        if data[0] & 0xF0 == 0x90 and data[2] > 0:
+            on.add((data[0] & 0x0F, data[1]))
+        elif data[0] & 0xF0 == 0x80 or data[0] & 0xF0 == 0x90:
+            on.discard((data[0] & 0x0F, data[1]))
+        elif data[0] & 0xF0 == 0xB0 and data[1] == 123:
+            on = {k for k in on if k[0] != data[0] & 0x0F}
+    return bool(on)
+
+
+def harmony_reactions(keys: list[float], arrivals: list[float], sent_log: list, heard: list[float]) -> dict:
+    """Each key the keyboard played (its send time), matched with its note-on's stamp at the
+    input port (the first in [send, next send)): the first harmony note-on sent after the stamp
+    and before the next key's, and the first one heard at the far end. A key whose note-on never
+    arrived is 'lost'; one that came while a harmony still sounded (a lost note-off before it, or
+    legato) needs no new note-on and is 'held over'; one with no harmony before the next key is
+    'unanswered'. None of the three is a reaction time, and each is counted."""
+    arrivals, heard = sorted(arrivals), sorted(heard)
+    ons = sorted(now for _due, now, data in sent_log if data[0] & 0xF0 == 0x90 and data[2] > 0)
+    out = {"reaction_ms": [], "key_to_ear_ms": [], "lost": 0, "held_over": 0, "unanswered": 0}
+    for i, k in enumerate(keys):
+        nxt = keys[i + 1] if i + 1 < len(keys) else float("inf")
+        a = _first_in(k, nxt, arrivals)
+        if a is None:
+            out["lost"] += 1
+            continue
+        if _sounding_at(sent_log, a):
+            out["held_over"] += 1
+            continue
+        sent = _first_in(a, nxt, ons)
+        if sent is None:
+            out["unanswered"] += 1
+            continue
+        out["reaction_ms"].append((sent - a) * 1e3)
+        ear = _first_in(k, nxt, heard)
+        if ear is not None:
+            out["key_to_ear_ms"].append((ear - k) * 1e3)
+    return out
+
+
 def harmonize_reaction(seconds: float = 10.0, model: str = "rnnrbm", rt_priority: int = 0) -> dict:
-    """From a performer's note-on reaching improvd's input port (the MIDI thread's timestamp)
-    to the first harmony note-on leaving its output port, over JACK."""
+    """From a performer's note-on reaching improvd (its stamp when the engine polls the input port)
+    to the first harmony note-on leaving its output port, over JACK; and, as a player would
+    hear it, from the keyboard's send to the first harmony note-on heard by a synth stand-in."""
     name, d = _daemon("harm", mode="harmonize", model=model, tempo=100, rt_priority=rt_priority, passthrough=False)
     if isinstance(d, dict):
         return d
@@ -405,23 +624,65 @@ def harmonize_reaction(seconds: float = 10.0, model: str = "rnnrbm", rt_priority
         arrivals.extend(t for data, t in list(q)[: d.DRAIN] if data and data[0] & 0xF0 == 0x90 and data[2] > 0)
         drain(q)
     d._drain = spy
+    rec = _far_end(name)
+    kbd = subprocess.Popen([sys.executable, "-c", _CHORDS_SRC, name, str(seconds)], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    kbd.stdout.readline()  # connected
+    threads, running = _watch_scheduling(d)
     th = threading.Thread(target=d.run)
     th.start()
+    running.wait(30)  # a new thread can wait a second for a core beside busy processes
     time.sleep(0.5)
-    played = subprocess.run([sys.executable, "-c", _CHORDS_SRC, name, str(seconds)], capture_output=True, text=True,
-                            timeout=seconds + 30)
+    played, _ = kbd.communicate("go\n", timeout=seconds + 30)
     time.sleep(0.3)
     d.request_stop()
     th.join()
-    ons = sorted(now for _due, now, data in d.sent_log if data[0] & 0xF0 == 0x90 and data[2] > 0)
-    reactions = []
-    for i, a in enumerate(arrivals):
-        nxt = arrivals[i + 1] if i + 1 < len(arrivals) else float("inf")
-        first = next((t for t in ons if a <= t < nxt), None)
-        if first is not None:
-            reactions.append(first - a)
-    out = {"notes": int(played.stdout.strip() or 0), "answered": len(reactions)}
-    if reactions:
-        out["p50"], out["p99"] = percentiles(reactions)
-        out["max"] = max(reactions) * 1e3
+    keys = json.loads(played or "[]")
+    heard = [t for t, m in _heard(rec) if m[0] & 0xF0 == 0x90 and m[2] > 0]
+    out = harmony_reactions(keys, arrivals, d.sent_log, heard)
+    out.update(notes=len(keys), answered=len(out["reaction_ms"]), threads=threads)
+    if out["reaction_ms"]:
+        out["p50"], out["p99"] = percentiles(np.asarray(out["reaction_ms"]) / 1e3)
+        out["max"] = max(out["reaction_ms"])
     return out
+
+
+_POLICIES = {0: "OTHER", 1: "FIFO", 2: "RR", 3: "BATCH", 5: "IDLE", 6: "DEADLINE"}
+
+
+def _policy(tid) -> str:
+    fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    prio, policy = int(fields[37]), _POLICIES.get(int(fields[38]), fields[38])
+    return f"{policy} {prio}" if prio else policy
+
+
+def thread_scheduling(exclude=()) -> dict:
+    """How many of this process's threads run under each scheduling policy (JACK's among them)."""
+    counts: dict = {}
+    for tid in os.listdir("/proc/self/task"):
+        if int(tid) in exclude:
+            continue
+        try:
+            what = _policy(tid)
+        except OSError:
+            continue
+        counts[what] = counts.get(what, 0) + 1
+    return counts
+
+
+def _watch_scheduling(d) -> tuple[dict, threading.Event]:
+    """The daemon's threads' scheduling: the others' now (its ports are open, so JACK's threads
+    are there), the engine's from the engine thread itself once it has set it. Nothing is read
+    from this thread while the daemon plays: with the engine at SCHED_FIFO, a Python thread
+    here at normal priority that a busy process preempts while it holds the GIL keeps the engine
+    waiting (measured: output timing p99 21 ms with two busy processes). The event is set once
+    the daemon's loop is about to start."""
+    out, running = {"others": thread_scheduling(exclude={threading.get_native_id()})}, threading.Event()
+    realtime = d._realtime
+
+    def realtime_then_look():
+        realtime()
+        out["engine"] = _policy(threading.get_native_id())
+        running.set()
+    d._realtime = realtime_then_look
+    return out, running

@@ -5,8 +5,12 @@ Every failure the user can fix is an ImprovdError: one line on stderr and exit c
 
 from __future__ import annotations
 
-import logging
+import dataclasses
+import functools
+import inspect
+import math
 import sys
+import typing
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -14,54 +18,120 @@ import typer
 
 from improvd import ImprovdError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# rich_markup_mode=None: help is printed as written, so "[cc]" and ".[train]" keep their brackets
+# (rich markup ate them), and click wraps it to the terminal's width, 80 columns included.
+app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]},
                   help="improvd: a real-time MIDI improvisation daemon.")
 
-# -- options shared by run and replay (one definition, so the two stay the same) --------------
-Config = Annotated[Optional[Path], typer.Option("--config", help="TOML settings file (default /etc/improvd/improvd.toml if present)")]
-Model = Annotated[Optional[str], typer.Option("--model", "-m", help="bundled model name or path to NAME.json (default: jazz)")]
-Mode = Annotated[Optional[str], typer.Option("--mode", help="call-response | duet | harmonize")]
-Wait = Annotated[Optional[str], typer.Option("--wait", help="silence before answering: 1bar, 2beats, 500ms")]
-Bars = Annotated[Optional[int], typer.Option("--bars", help="answer length in bars (default: the phrase's, at most 8)")]
-Tempo = Annotated[Optional[float], typer.Option("--tempo", help="BPM")]
-Swing = Annotated[Optional[float], typer.Option("--swing", help="0 straight .. 1/3 triplet swing .. 0.75")]
-Chords = Annotated[Optional[str], typer.Option("--chords", help='chord chart looped over bars, e.g. "Dm7 G7 | Cmaj7 %"')]
-ChordsFile = Annotated[Optional[Path], typer.Option("--chords-file", help="file holding a chord chart")]
-Split = Annotated[Optional[int], typer.Option("--split", help="notes below this MIDI pitch are read as chords")]
-Temp = Annotated[Optional[float], typer.Option("--temperature", "-t", help="sampling temperature (0 = greedy)")]
-TopP = Annotated[Optional[float], typer.Option("--top-p", help="nucleus sampling mass")]
-Seed = Annotated[Optional[int], typer.Option("--seed", help="seed for a reproducible answer")]
-Voices = Annotated[Optional[int], typer.Option("--voices", help="harmonize: most notes added")]
-ChOut = Annotated[Optional[int], typer.Option("--channel-out", help="MIDI channel improvd plays on (1-16)")]
-ChIn = Annotated[Optional[int], typer.Option("--channel-in", help="only listen to this channel (1-16)")]
-Metronome = Annotated[Optional[str], typer.Option("--metronome", help="off | count-in | on")]
-MetroCh = Annotated[Optional[int], typer.Option("--metronome-channel", help="channel of the clicks (10 = drums)")]
-Models = Annotated[Optional[list[str]], typer.Option("--also", help="another model to switch to live (repeatable; program change picks)")]
-MinPhrase = Annotated[Optional[str], typer.Option("--min-phrase", help="shorter phrases get no answer: 2beats, 1bar")]
-MaxListen = Annotated[Optional[str], typer.Option("--max-listen", help="answer anyway after listening this long: 8bars")]
-TapKey = Annotated[Optional[int], typer.Option("--tap-key", help="three taps of this MIDI note set the tempo")]
-Key = Annotated[Optional[str], typer.Option("--key", help="folk: ABC key of the phrase (G, Dmin, A Dorian) or auto")]
-Meter = Annotated[Optional[str], typer.Option("--meter", help="folk: ABC meter, e.g. 6/8")]
 
-SHARED = ("model", "mode", "wait", "bars", "tempo", "swing", "chords", "chords_file", "split", "temperature",
-          "top_p", "seed", "voices", "channel_out", "channel_in", "metronome", "metronome_channel", "models",
-          "min_phrase", "max_listen", "tap_key", "key", "meter")
+def _version(value: bool) -> None:
+    if value:
+        from improvd import __version__
+
+        typer.echo(f"improvd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="print the version and exit")] = False) -> None:
+    """improvd: a real-time MIDI improvisation daemon."""
+
+# -- options shared by run and replay: one table, so the two stay the same -----------------------
+# A setting both commands take is one line here; it reaches Settings by its name (also -> models).
+# The rest of a new setting: its Settings field and check (config.py), a README row and a line in
+# systemd/improvd.toml, which a test holds to the field list.
+def _option(kind, *names: str, help: str):
+    return Annotated[Optional[kind], typer.Option(*names, help=help)]
+
+
+Config = _option(Path, "--config", help="TOML settings file (default /etc/improvd/improvd.toml if present)")
+SHARED_OPTIONS = {
+    "config": Config,
+    "model": _option(str, "--model", "-m", help="bundled model name or path to NAME.json (default: jazz)"),
+    "model_dir": _option(str, "--model-dir", help="folder searched first for model names (a path list, like IMPROVD_MODEL_DIR)"),
+    "provider": _option(str, "--provider", help="onnxruntime provider: cpu (default) | cuda | auto; cuda needs improvd[gpu]"),
+    "mode": _option(str, "--mode", help="call-response | duet | harmonize"),
+    "wait": _option(str, "--wait", help="silence before answering: 1bar, 2beats, 500ms"),
+    "bars": _option(int, "--bars", help="answer length in bars (default: the phrase's, at most 8)"),
+    "tempo": _option(float, "--tempo", help="BPM"),
+    "swing": _option(float, "--swing", help="0 straight .. 1/3 triplet swing .. 0.75"),
+    "chords": _option(str, "--chords", help='chord chart looped over bars, e.g. "Dm7 G7 | Cmaj7 %"'),
+    "chords_file": _option(Path, "--chords-file", help="file holding a chord chart"),
+    "split": _option(int, "--split", help="notes below this MIDI pitch are read as chords"),
+    "temperature": _option(float, "--temperature", "-t", help="sampling temperature (0 = greedy)"),
+    "top_p": _option(float, "--top-p", help="nucleus sampling mass"),
+    "seed": _option(int, "--seed", help="seed for a reproducible answer"),
+    "voices": _option(int, "--voices", help="harmonize: most notes added"),
+    "channel_out": _option(int, "--channel-out", help="MIDI channel improvd plays on (1-16)"),
+    "channel_in": _option(int, "--channel-in", help="only listen to this channel (1-16)"),
+    "metronome": _option(str, "--metronome", help="off | count-in | on"),
+    "metronome_channel": _option(int, "--metronome-channel", help="channel of the clicks (10 = drums)"),
+    "also": _option(list[str], "--also", help="another model to switch to live (repeatable; program change picks)"),
+    "min_phrase": _option(str, "--min-phrase", help="shorter phrases get no answer: 2beats, 1bar"),
+    "max_listen": _option(str, "--max-listen", help="answer anyway after listening this long: 8bars"),
+    "tap_key": _option(int, "--tap-key", help="three taps of this MIDI note set the tempo"),
+    "key": _option(str, "--key", help="folk: ABC key of the phrase (G, Dmin, A Dorian) or auto"),
+    "meter": _option(str, "--meter", help="folk: ABC meter, e.g. 6/8"),
+}
+ModelDir, Provider = SHARED_OPTIONS["model_dir"], SHARED_OPTIONS["provider"]
+
+
+def with_shared_options(command):
+    """``command`` takes SHARED_OPTIONS too, as keyword options after its own; it receives
+    them among its keyword arguments (typer reads the signature built here)."""
+    signature = inspect.signature(command)
+    own = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=option)
+             for name, option in SHARED_OPTIONS.items()]
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        return command(*args, **kwargs)
+
+    hints = typing.get_type_hints(command, include_extras=True)
+    wrapper.__signature__ = signature.replace(parameters=[p.replace(annotation=hints.get(p.name, p.annotation))
+                                                         for p in own] + added)
+    wrapper.__annotations__ = {p.name: p.annotation for p in wrapper.__signature__.parameters.values()}
+    return wrapper
 
 
 def _flags(values: dict) -> dict:
+    """The options given on the command line that are settings (None: not given)."""
+    from improvd.config import Settings
+
+    names = {f.name for f in dataclasses.fields(Settings)}
     values = {("models" if k == "also" else k): v for k, v in values.items()}
-    out = {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items() if k in SHARED or k in (
-        "in_port", "out_port", "backend", "virtual", "clock_in", "clock_out", "stats", "client_name", "rt_priority",
-        "passthrough", "passthrough_channel")}
-    return {k: v for k, v in out.items() if v is not None}
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items() if k in names and v is not None}
+
+
+def _use_runtime(settings) -> None:
+    """Model folders and the onnxruntime provider belong to the process: set once, before any
+    model loads, so --also models, a SIGHUP reload and the evaluators all see the same."""
+    from improvd.models import use_model_dir
+    from improvd.models.runtime import use_provider
+
+    use_model_dir(settings.model_dir)
+    use_provider(settings.provider)
+
+
+def _runtime_only(model_dir: str | None, provider: str | None) -> None:
+    """For the offline commands, which have no --config: the same keys from the default file,
+    the environment and the flags."""
+    from improvd.config import load_settings
+
+    _use_runtime(load_settings(None, {"model_dir": model_dir, "provider": provider}))
 
 
 def _setup_logging(level: str = "info") -> None:
-    logging.basicConfig(stream=sys.stderr, level=getattr(logging, level.upper(), logging.INFO),
-                        format="improvd: %(message)s")
+    from improvd import logs
+
+    logs.setup(level)
 
 
 @app.command()
+@with_shared_options
 def run(
     in_port: Annotated[Optional[str], typer.Option("--in", help="input port, matched by case-insensitive substring")] = None,
     out_port: Annotated[Optional[str], typer.Option("--out", help="output port, matched by case-insensitive substring")] = None,
@@ -73,26 +143,55 @@ def run(
     stats: Annotated[Optional[bool], typer.Option("--stats/--no-stats", help="print figures every 10 s")] = None,
     duration: Annotated[Optional[float], typer.Option("--duration", help="stop after this many seconds")] = None,
     rt_priority: Annotated[Optional[int], typer.Option("--rt-priority", help="SCHED_FIFO priority of the engine thread (0 = off)")] = None,
-    config: Config = None, model: Model = None, mode: Mode = None, wait: Wait = None, bars: Bars = None,
-    tempo: Tempo = None, swing: Swing = None, chords: Chords = None, chords_file: ChordsFile = None,
-    split: Split = None, temperature: Temp = None, top_p: TopP = None, seed: Seed = None, voices: Voices = None,
-    channel_out: ChOut = None, channel_in: ChIn = None, metronome: Metronome = None, metronome_channel: MetroCh = None,
-    also: Models = None, min_phrase: MinPhrase = None, max_listen: MaxListen = None, tap_key: TapKey = None,
-    key: Key = None, meter: Meter = None,
+    record: Annotated[Optional[Path], typer.Option("--record", help="keep every take as MIDI + piano roll in this folder")] = None,
     passthrough: Annotated[Optional[bool], typer.Option("--passthrough/--no-passthrough", help="the performer's notes go on to the output too (default on)")] = None,
     passthrough_channel: Annotated[Optional[int], typer.Option("--passthrough-channel", help="put passed-through notes on this channel")] = None,
+    **shared,
 ):
     """Listen on a MIDI input and play back on a MIDI output, live."""
     from improvd.config import load_settings
     from improvd.live import Daemon
 
-    flags = _flags(locals())
+    config = shared.get("config")
+    flags = _flags({**locals(), **shared})
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise ImprovdError(f"--duration {duration} is not a time: use a number of seconds above 0, e.g. 3600")
     settings = load_settings(config, flags)
     _setup_logging(settings.log_level)
-    Daemon(settings, config, flags).run(duration)
+    _use_runtime(settings)
+    code = Daemon(settings, config, flags).run(duration)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
+def panic(
+    out_port: Annotated[Optional[str], typer.Option("--out", help="the synth's port, by case-insensitive substring (default: the config's out_port)")] = None,
+    backend: Annotated[Optional[str], typer.Option("--backend", help="alsa | jack (default: ALSA where the kernel has it)")] = None,
+    channels: Annotated[Optional[str], typer.Option("--channels", help="MIDI channels to silence, e.g. 1,10 (default: those improvd uses; 'all' for 1-16)")] = None,
+    config: Config = None,
+):
+    """All notes off at the synth: pedal up, CC123, CC120 and a note-off for every key. The
+    systemd unit runs it after the daemon stops, so even SIGKILL ends in silence."""
+    from improvd.config import load_settings
+    from improvd.panic import panic as do_panic
+
+    settings = load_settings(config, {k: v for k, v in (("out_port", out_port), ("backend", backend)) if v is not None})
+    chosen = None
+    if channels:
+        try:
+            chosen = list(range(16)) if channels.strip() == "all" else sorted({int(c) - 1 for c in channels.split(",") if c.strip()})
+        except ValueError:
+            chosen = [-1]
+        if not chosen or any(not 0 <= c <= 15 for c in chosen):
+            raise ImprovdError(f"--channels {channels!r} is not a channel list: write e.g. 1,10 or all")
+    _setup_logging(settings.log_level)
+    n = do_panic(settings, chosen)
+    typer.echo(f"panic: {n} messages sent to {settings.out_port}")
+
+
+@app.command()
+@with_shared_options
 def replay(
     performance: Annotated[Path, typer.Argument(help="recorded MIDI file: the performer")],
     output: Annotated[Path, typer.Option("--output", "-o", help="MIDI file to write: performer + improvd tracks")],
@@ -101,37 +200,39 @@ def replay(
     plot: Annotated[Optional[Path], typer.Option("--plot", help="also draw a piano roll PNG")] = None,
     realtime: Annotated[bool, typer.Option("--realtime", help="play it through real ports on the wall clock instead")] = False,
     backend: Annotated[Optional[str], typer.Option("--backend", help="for --realtime: alsa | jack")] = None,
-    config: Config = None, model: Model = None, mode: Mode = None, wait: Wait = None, bars: Bars = None,
-    tempo: Tempo = None, swing: Swing = None, chords: Chords = None, chords_file: ChordsFile = None,
-    split: Split = None, temperature: Temp = None, top_p: TopP = None, seed: Seed = None, voices: Voices = None,
-    channel_out: ChOut = None, channel_in: ChIn = None, metronome: Metronome = None, metronome_channel: MetroCh = None,
-    also: Models = None, min_phrase: MinPhrase = None, max_listen: MaxListen = None, tap_key: TapKey = None,
-    key: Key = None, meter: Meter = None,
+    controls: Annotated[bool, typer.Option("--controls", help="the recording's controllers steer improvd too (default: the sustain pedal only)")] = False,
+    **shared,
 ):
     """Drive the engine from a MIDI file on a virtual clock and write what it answers."""
     from improvd.config import load_settings
     from improvd.midi.files import read_midi
-    from improvd.replay import replay as do_replay, replay_realtime, select, write_result
+    from improvd.models.runtime import used
+    from improvd.live import replay_realtime
+    from improvd.replay import (check_replay_size, parse_beats, replay as do_replay, select,
+                                track_summary, write_result)
 
-    flags = _flags(locals())
+    config = shared.get("config")
+    flags = _flags({**locals(), **shared})
     perf = read_midi(performance)
-    window = None
-    if beats:
-        try:
-            a, b = (float(x) for x in beats.split(":"))
-            window = (a, b)
-        except ValueError:
-            raise ImprovdError(f"--beats {beats!r} is not a window: write START:END in beats, e.g. 476:548") from None
+    window = parse_beats(beats) if beats else None
     perf = select(perf, set(track) if track else None, window)
+    if not track and len({n.track for n in perf.notes}) > 2:
+        typer.echo(f"improvd: note: {performance} has notes on {len({n.track for n in perf.notes})} tracks, all taken as "
+                   f"the performer; to answer one soloist pick its track with --track N: {track_summary(perf, 5)}", err=True)
+    if not realtime:
+        check_replay_size(perf)
     if "tempo" not in flags:
+        if not 20 <= perf.tempo <= 400:
+            raise ImprovdError(f"MIDI file {performance} is at {perf.tempo:.4g} BPM, outside the 20..400 improvd plays: pass --tempo BPM")
         flags["tempo"] = round(perf.tempo, 3)
     settings = load_settings(config, flags)
-    res = replay_realtime(perf, settings) if realtime else do_replay(perf, settings)
+    _use_runtime(settings)
+    res = replay_realtime(perf, settings) if realtime else do_replay(perf, settings, controls=controls)
     write_result(res, output)
     ons = sum(1 for _, m in res.machine if m.type == "note_on")
     p50, p99 = res.engine.stats.step_percentiles()
     typer.echo(f"wrote {output}: {len(res.performer) // 2} performer notes, {ons} improvd notes "
-               f"(model {res.engine.model.card.name}, mode {settings.mode}, {settings.tempo:g} BPM; step p50 {p50:.3f} ms p99 {p99:.3f} ms)")
+               f"(model {res.engine.model.card.name} on {used()}, mode {settings.mode}, {settings.tempo:g} BPM; step p50 {p50:.3f} ms p99 {p99:.3f} ms)")
     if plot:
         from improvd.plot import piano_roll
         typer.echo(f"wrote {piano_roll(output, plot)}")
@@ -208,54 +309,55 @@ def train(
     max_items: Annotated[Optional[int], typer.Option("--max-items", help="use only the first N pieces")] = None,
     chords: Annotated[Optional[Path], typer.Option("--chords", help="chords file for MIDI files without one")] = None,
 ):
-    """Train a model (needs the train extra: pip install -e '.\[train]')."""
-    from improvd.registry import TRAIN, lookup
+    """Train a model (needs the train extra: pip install -e '.[train]')."""
+    options = dict(locals())  # every parameter: a train option of improvd.training.config, passed on as it came
+    from improvd.registry import offline
 
-    fn = lookup(TRAIN, family, preset)
-    from training.loop import TrainConfig
-
-    cfg = TrainConfig(family=family, preset=preset, data=list(data or []), out=str(out or Path("runs") / f"{family}-{preset}"),
-                      epochs=epochs, batch_size=batch_size, lr=lr, hidden=hidden, device=device, seed=seed,
-                      resume=resume, amp=amp, max_items=max_items, extra={"chords": str(chords) if chords else None})
-    summary = fn(cfg)
-    typer.echo(f"run {cfg.out}: best valid loss {summary['best_valid_loss']:.4f} after {summary['epochs_run']} epochs, "
-               f"{summary['wall_seconds']:.1f}s on {summary['device_name']}; export with `improvd export {cfg.out} -o models/NAME`")
+    summary = offline("train")(**options)
+    out = summary["config"]["out"]
+    typer.echo(f"run {out}: best valid loss {summary['best_valid_loss']:.4f} after {summary['epochs_run']} epochs, "
+               f"{summary['wall_seconds']:.1f}s on {summary['device_name']}; export with `improvd export {out} -o models/NAME`")
 
 
 @app.command()
 def export(run_dir: Annotated[Path, typer.Argument(help="a run folder from improvd train")],
            output: Annotated[Path, typer.Option("--output", "-o", help="models/NAME (writes NAME.onnx and NAME.json)")]):
     """Export a trained run to one ONNX step graph and its model card."""
-    from improvd.registry import EXPORT, lookup
+    from improvd.registry import offline
 
-    try:
-        import torch
-    except ImportError:
-        raise ImprovdError("export needs torch: pip install -e '.[train]'") from None
-    ck = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "last.pt"
-    if not ck.exists():
-        raise ImprovdError(f"run {run_dir} has no checkpoint (best.pt or last.pt): train first with `improvd train`")
-    cfg = torch.load(ck, map_location="cpu", weights_only=False).get("config", {})
-    fn = lookup(EXPORT, cfg.get("family", "?"), cfg.get("preset", "default"))
     output = output.with_suffix("") if output.suffix in (".onnx", ".json") else output
-    typer.echo(f"wrote {fn(run_dir, output)}")
+    typer.echo(f"wrote {offline('export')(run_dir, output)}")
 
 
 @app.command()
 def evaluate(
-    model: Annotated[str, typer.Argument(help="bundled model name or path to NAME.json")],
-    data: Annotated[Optional[list[str]], typer.Option("--data", help="evaluation data file or folder")] = None,
-    split: Annotated[Optional[str], typer.Option("--split", help="valid | test (for files that hold splits)")] = None,
-    n: Annotated[int, typer.Option("--n", help="generated samples to compare")] = 20,
+    model: Annotated[str, typer.Argument(help="bundled model name or path to NAME.json; or timing: the tempo tracker on ../shared/data/timing")],
+    data: Annotated[Optional[list[str]], typer.Option("--data", help="evaluation data file or folder (repeatable; default: the shared data's valid split); scored whole unless --split asks")] = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="valid | train | test: valid or train of --data as training splits it; test names a held-out --data, scored whole")] = None,
+    n: Annotated[Optional[int], typer.Option("--n", help="jazz: solos compared (default all); folk: tunes sampled (default 100); rnnrbm: Gibbs draws a frame (default 10)")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    task: Annotated[Optional[str], typer.Option("--task", help="response: answers to phrases of WJazzD solos (relevance and degeneration tables; --n limits the pairs); default: the family's own evaluation")] = None,
+    also: Annotated[Optional[list[str]], typer.Option("--also", help="--task response: another model answering beside MODEL (repeatable)")] = None,
+    model_dir: ModelDir = None, provider: Provider = None,
 ):
     """Likelihood and musical statistics of a model on held-out data."""
     from improvd.models import resolve
     from improvd.models.card import ModelCard
-    from improvd.registry import EVALUATE, lookup
+    from improvd.registry import RUNTIME_EVALUATIONS, offline, runtime_evaluation
 
+    _runtime_only(model_dir, provider)
+    if model in RUNTIME_EVALUATIONS:  # the daemon's own listening, not a model (--n: items a corpus)
+        runtime_evaluation(model)(model, list(data or []), split, n or 0, seed)
+        return
     card = ModelCard.load(resolve(model))
-    lookup(EVALUATE, card.family)(model, list(data or []), split, n, seed)
+    if task not in (None, "response"):
+        raise ImprovdError(f"--task {task!r} is not a task: use response, or leave it out for the family's own evaluation")
+    if task == "response":
+        from improvd.evaluation.response import evaluate as respond
+
+        respond(model, list(data or []), split, n, seed, list(also or []))
+        return
+    offline("evaluate")(card.family, model, list(data or []), split, n, seed)
 
 
 @app.command()
@@ -266,14 +368,16 @@ def generate(
     seed: Annotated[Optional[int], typer.Option("--seed")] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", "-t")] = None,
     primer: Annotated[Optional[str], typer.Option("--primer", help="start to continue (folk: ABC text)")] = None,
+    model_dir: ModelDir = None, provider: Provider = None,
 ):
     """Generate offline: MIDI (and ABC for folk) plus a piano-roll PNG."""
     from improvd.models import resolve
     from improvd.models.card import ModelCard
-    from improvd.registry import GENERATE, lookup
+    from improvd.registry import offline
 
+    _runtime_only(model_dir, provider)
     card = ModelCard.load(resolve(model))
-    for p in lookup(GENERATE, card.family)(model, output, length, seed, temperature, primer):
+    for p in offline("generate")(card.family, model, output, length, seed, temperature, primer):
         typer.echo(f"wrote {p}")
 
 
@@ -284,14 +388,18 @@ def bench(
     jack: Annotated[bool, typer.Option("--jack/--no-jack", help="also measure timing over a JACK loopback")] = True,
     seconds: Annotated[float, typer.Option("--seconds", help="length of the loopback run")] = 10.0,
     rt_priority: Annotated[int, typer.Option("--rt-priority", help="run the loopback daemon's engine thread at SCHED_FIFO")] = 0,
+    load: Annotated[int, typer.Option("--load", help="also measure with N busy processes running, beside the unloaded figures")] = 0,
+    runs: Annotated[int, typer.Option("--runs", help="harmonize reaction runs (of --seconds each), counted against the target")] = 1,
     soak: Annotated[bool, typer.Option("--soak", help="instead: replay --minutes of performance at full speed, memory and late notes")] = False,
     minutes: Annotated[float, typer.Option("--minutes", help="length of the soak, minutes of music")] = 60.0,
     flood: Annotated[bool, typer.Option("--flood", help="instead: flood the input over JACK for --seconds at --rate")] = False,
     rate: Annotated[int, typer.Option("--rate", help="flood: note events per second")] = 10000,
+    model_dir: ModelDir = None, provider: Provider = None,
 ):
     """Step cost (onnxruntime vs torch eager), output timing error, memory and start-up time."""
     from improvd import bench as b
 
+    _runtime_only(model_dir, provider)
     if soak:
         r = b.soak(minutes)
         typer.echo(f"soak: {r['music_minutes']:.1f} min of music replayed in {r['wall_seconds']:.1f} s ({r['speed']:.0f}x real time); "
@@ -308,17 +416,44 @@ def bench(
                    f"over {r['out_messages_during']} messages; memory growth {r['rss_growth_mb']:+.2f} MB; dropped {r['dropped']}, "
                    f"ignored {r['ignored']}, passthrough coalesced {r['coalesced']}; notes left hanging at the far end: {len(r['hanging'])}")
         return
-    b.main(models or [], steps, jack, seconds, rt_priority)
+    b.main(models or [], steps, jack, seconds, rt_priority, load, runs)
+
+
+def _usage_error(e) -> None:
+    """A usage error is one line when stderr is a log or a pipe (systemd, CI, a wrapper script);
+    a person at a terminal gets click's usage line and hint as well."""
+    if sys.stderr.isatty():
+        e.show()
+    else:
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see {ctx.command_path} -h)" if ctx is not None else ""
+        from improvd.logs import error_line
+
+        print(error_line(f"{' '.join(e.format_message().split())}{hint}"), file=sys.stderr)
+    sys.exit(e.exit_code)
 
 
 def main() -> None:
+    # click's exceptions module, wherever this typer keeps it (newer typers vendor click)
+    click = sys.modules[typer.BadParameter.__module__]
     try:
-        app()
+        code = typer.main.get_command(app).main(prog_name="improvd", standalone_mode=False)
     except ImprovdError as e:
-        print(f"improvd: error: {e}", file=sys.stderr)
+        from improvd.logs import error_line
+
+        print(error_line(str(e)), file=sys.stderr)
         sys.exit(2)
+    except getattr(click, "NoArgsIsHelpError", ()) as e:
+        e.show()  # bare `improvd`: the help, as before
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        _usage_error(e)
+    except typer.Abort:
+        print("improvd: aborted", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -18,15 +18,18 @@ from improvd.midi.normalise import normalise
 CONTROLS = ("temperature", "mode", "reset", "panic", "mutate", "loop", "tempo", "model")
 
 
-def wait_for_cc(queue, timeout: float, exclude=(64,)) -> int | None:
+def wait_for_cc(port, timeout: float, exclude=(64,)) -> int | None:
     """The first control change moved (a real move: any CC but the sustain pedal)."""
     end = time.perf_counter() + timeout
+    queue = port.queue
     while time.perf_counter() < end:
+        port.poll()
         while queue:
             data, _t = queue.popleft()
             msg = normalise(data)
             if msg is not None and msg.type == "control_change" and msg.control not in exclude:
                 time.sleep(0.3)  # let the rest of the movement pass
+                port.poll()
                 queue.clear()
                 return msg.control
         time.sleep(0.01)
@@ -61,7 +64,7 @@ def learn(settings, config: Path, controls=CONTROLS, timeout: float = 20.0, say=
     try:
         for name in controls:
             say(f"move the control for {name} (waiting {timeout:g} s; leave it to keep CC{getattr(settings.cc, name)})")
-            cc = wait_for_cc(port.queue, timeout, exclude=(64, *learned.values()))
+            cc = wait_for_cc(port, timeout, exclude=(64, *learned.values()))
             if cc is None:
                 say(f"  {name}: nothing moved, keeping CC{getattr(settings.cc, name)}")
                 continue

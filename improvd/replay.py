@@ -11,17 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mido
-import numpy as np
 
 from improvd import ImprovdError
-from improvd.chords import Progression
-from improvd.clock import Clock
 from improvd.config import Settings
 from improvd.encoding import BAR_TICKS
+from improvd.session import build
 from improvd.engine import Engine
-from improvd.midi.files import Performance, read_midi, write_midi
-from improvd.models import load_model
-from improvd.scheduler import Scheduler
+from improvd.midi.files import Performance, write_midi
 
 
 @dataclass
@@ -32,8 +28,44 @@ class ReplayResult:
     engine: Engine
 
 
+# A replay on the virtual clock runs some 70-6000x real time by model and mode (the folk duet
+# slowest); past these it is no phrase to answer but an album, or a crafted file.
+MAX_REPLAY_BARS = 512
+MAX_REPLAY_NOTES = 50_000
+
+
+def track_summary(perf: Performance, limit: int = 8) -> str:
+    """The tracks that hold notes (drums aside), busiest first, as --track takes them."""
+    counts: dict[int, int] = {}
+    for n in perf.notes:
+        if n.channel != 9:
+            counts[n.track] = counts.get(n.track, 0) + 1
+    names = perf.track_names
+    parts = [f"{t}{f' {names[t]!r}' if t < len(names) and names[t] else ''} ({c} note{'s' if c != 1 else ''})"
+             for t, c in sorted(counts.items(), key=lambda tc: -tc[1])[:limit]]
+    more = f" and {len(counts) - limit} more" if len(counts) > limit else ""
+    return ", ".join(parts) + more if parts else "none"
+
+
+def parse_beats(text: str) -> tuple[float, float]:
+    """``START:END`` in beats of the file, 0 <= START < END, both finite."""
+    try:
+        start, end = (float(x) for x in str(text).split(":"))
+    except ValueError:
+        raise ImprovdError(f"--beats {text!r} is not a window: write START:END in beats, e.g. 476:548") from None
+    if not (math.isfinite(start) and math.isfinite(end) and 0 <= start < end):
+        raise ImprovdError(f"--beats {text!r} is not a window: START and END must be numbers with 0 <= START < END, e.g. 476:548")
+    return start, end
+
+
 def select(perf: Performance, tracks=None, beats: tuple | None = None) -> Performance:
     """Keep some tracks and a window of beats (shifted to start at 0); drums never."""
+    if tracks:
+        present = {n.track for n in perf.notes if n.channel != 9}
+        missing = sorted(set(tracks) - present)
+        if missing:
+            raise ImprovdError(f"MIDI file {perf.path or 'input'} has no notes on track {missing[0]} (drums are skipped): "
+                               f"pick --track among {track_summary(perf)}")
     notes = [n for n in perf.notes if n.channel != 9 and (not tracks or n.track in tracks)]
     controls = [c for c in perf.controls if c[1] != 9 and (not tracks or c[4] in tracks)]
     if beats is not None:
@@ -42,27 +74,51 @@ def select(perf: Performance, tracks=None, beats: tuple | None = None) -> Perfor
         notes = [n.__class__(n.pitch, n.velocity, n.start - t0, min(n.end, t1) - t0, n.channel, n.track)
                  for n in notes if t0 <= n.start < t1]
         controls = [(t - t0, *rest) for t, *rest in controls if t0 <= t < t1]
-    return Performance(tuple(notes), perf.tempo, perf.beat_seconds, perf.path, perf.ticks_per_beat, tuple(controls))
+    return Performance(tuple(notes), perf.tempo, perf.beat_seconds, perf.path, perf.ticks_per_beat, tuple(controls),
+                       perf.track_names)
 
 
-def load_progression(settings: Settings) -> Progression | None:
-    text = settings.chords
-    if settings.chords_file:
-        try:
-            text = Path(settings.chords_file).read_text()
-        except OSError as e:
-            raise ImprovdError(f"chords file {settings.chords_file} cannot be read ({e.strerror}): check the path") from None
-    return Progression.parse(text, BAR_TICKS) if text else None
+def check_replay_size(perf: Performance) -> None:
+    """Refuse, with the window to pick, a performance the virtual clock would take minutes on."""
+    bars = max((n.end for n in perf.notes), default=0.0) / perf.beat_seconds / 4
+    if bars > MAX_REPLAY_BARS:
+        raise ImprovdError(f"MIDI file {perf.path or 'input'} lasts {bars:.0f} bars, more than the {MAX_REPLAY_BARS} a replay takes: "
+                           f"pick a window with --beats START:END (in beats)")
+    if len(perf.notes) > MAX_REPLAY_NOTES:
+        raise ImprovdError(f"MIDI file {perf.path or 'input'} holds {len(perf.notes)} notes, more than the {MAX_REPLAY_NOTES} a replay "
+                           f"takes: pick a window with --beats START:END or a track with --track N")
+
+
+def performer_events(perf: Performance, controls: frozenset | None = None) -> list:
+    """The performance as timed messages on channel 1, in the order the engine must hear them;
+    ``controls``: the controller numbers kept (None: all).
+
+    At one instant a note that was sounding ends before a re-strike of its pitch starts, but a
+    note of zero length starts before it ends: heard off-then-on, the engine would hold it for
+    the rest of the replay.
+    """
+    ranked = []
+    for n in perf.notes:
+        ranked.append((n.start, 1, mido.Message("note_on", note=n.pitch, velocity=max(1, n.velocity), channel=0)))
+        ranked.append((n.end, 0 if n.end > n.start else 2, mido.Message("note_off", note=n.pitch, velocity=0, channel=0)))
+    for t, _channel, control, value, _track in perf.controls:
+        if controls is not None and control not in controls:
+            continue
+        ranked.append((t, 1, mido.Message("control_change", channel=0, control=control, value=value)))
+    ranked.sort(key=lambda x: (x[0], x[1]))
+    return [(t, msg) for t, _rank, msg in ranked]
 
 
 def replay(perf: Performance, settings: Settings, model=None, tail_bars: int | None = None,
-           keep_output: bool = True, on_progress=None) -> ReplayResult:
+           keep_output: bool = True, on_progress=None, controls: bool = False) -> ReplayResult:
     """``keep_output=False`` counts messages instead of keeping them and ``on_progress(tick)``
-    is called every 1000 ticks: both for the hour-long soak."""
+    is called every 1000 ticks: both for the hour-long soak.
+
+    Of a recording's controllers only the sustain pedal reaches the engine, unless ``controls``:
+    the rest are the performance (a guitarist's vibrato on the mod wheel), not requests to
+    improvd; read as its temperature control they made the README's Metheny answer an ostinato."""
     if not perf.notes:
         raise ImprovdError(f"MIDI file {perf.path or 'input'} has no notes to replay (drums are skipped): record a phrase first")
-    model = model or load_model(settings.model)
-    clock = Clock(settings.tempo, settings.swing)
     out: list = []
     counted = [0]
 
@@ -72,19 +128,9 @@ def replay(perf: Performance, settings: Settings, model=None, tail_bars: int | N
         else:
             counted[0] += 1
 
-    sched = Scheduler(sink, settings.channel_out - 1,
-                      max_note=settings.max_note_beats * clock.beat_seconds)
-    click = Scheduler(sink, settings.metronome_channel - 1, max_note=1.0) if settings.metronome != "off" else None
-    more = {m.card.name: m for m in (load_model(n) for n in settings.models)}
-    engine = Engine(model, settings, sched, clock, load_progression(settings), np.random.default_rng(settings.seed),
-                    more_models=more, click=click)
-    performer = []
-    for n in perf.notes:
-        performer.append((n.start, mido.Message("note_on", note=n.pitch, velocity=max(1, n.velocity), channel=0)))
-        performer.append((n.end, mido.Message("note_off", note=n.pitch, velocity=0, channel=0)))
-    for t, ch, control, value, _track in perf.controls:
-        performer.append((t, mido.Message("control_change", channel=0, control=control, value=value)))
-    performer.sort(key=lambda x: (x[0], 0 if x[1].type == "note_off" else 1))
+    session = build(settings, sink, model=model)
+    engine, clock = session.engine, session.clock
+    performer = performer_events(perf, None if controls else frozenset((settings.cc.sustain,)))
     last_input = max(t for t, m in performer if m.type != "control_change")
     extra = tail_bars if tail_bars is not None else (settings.max_bars + 2)
     horizon = last_input + settings.wait_ticks * clock.tick_seconds + extra * BAR_TICKS * clock.tick_seconds
@@ -106,7 +152,8 @@ def replay(perf: Performance, settings: Settings, model=None, tail_bars: int | N
             on_progress(tick)
         done_input = i >= len(performer)
         if done_input and t_tick > last_input + clock.tick_seconds:
-            if settings.mode == "call-response" and engine.state == "idle" and engine.answer_end and engine.answer_end <= tick and t_tick > last_input:
+            answer_end = getattr(engine.mode, "answer_end", 0)  # call and response: the last answer played out
+            if settings.mode == "call-response" and engine.state == "idle" and answer_end and answer_end <= tick and t_tick > last_input:
                 break
             if settings.mode != "call-response" and t_tick >= last_input + BAR_TICKS * clock.tick_seconds:
                 break
@@ -130,64 +177,3 @@ def write_result(res: ReplayResult, path: Path) -> None:
     perf_msgs += [(t, m.copy(channel=pch)) for t, m in res.performer]
     programs = [(-1.0, mido.Message("program_change", channel=c, program=IMPROVD_PROGRAM)) for c in sorted(used) if c != 9]
     write_midi(path, [("performer", perf_msgs), ("improvd", programs + mach)], res.tempo)
-
-
-def replay_realtime(perf: Performance, settings: Settings) -> ReplayResult:
-    """The file played on the wall clock into the live daemon through real ports, its output
-    port recorded: the whole stage path (ports, threads, timing), for checking a set-up."""
-    import dataclasses
-    import os
-    import threading
-    import time
-
-    import rtmidi
-
-    from improvd.live import Daemon
-    from improvd.midi.ports import pick_api
-
-    if not perf.notes:
-        raise ImprovdError(f"MIDI file {perf.path or 'input'} has no notes to replay: record a phrase first")
-    name = f"{settings.client_name}-replay{os.getpid()}"
-    s = dataclasses.replace(settings, virtual=True, client_name=name, in_port=None, out_port=None)
-    daemon = Daemon(s)
-    api = pick_api(s.backend)
-    player = rtmidi.MidiOut(api, f"{name}-player")
-    recorder = rtmidi.MidiIn(api, f"{name}-recorder")
-    heard: list = []
-    recorder.set_callback(lambda ev, _d: heard.append((time.perf_counter(), ev[0])))
-    try:
-        for rt, suffix in ((player, "-in:"), (recorder, "-out:")):
-            idx = next(i for i, p in enumerate(rt.get_ports()) if p.startswith(name + suffix))
-            rt.open_port(idx, "replay")
-        thread = threading.Thread(target=daemon.run, daemon=True)
-        thread.start()
-        performer = []
-        for n in perf.notes:
-            performer.append((n.start, mido.Message("note_on", note=n.pitch, velocity=max(1, n.velocity))))
-            performer.append((n.end, mido.Message("note_off", note=n.pitch, velocity=0)))
-        performer.sort(key=lambda x: (x[0], 0 if x[1].type == "note_off" else 1))
-        t0 = time.perf_counter() + 0.2
-        for t, msg in performer:
-            while time.perf_counter() < t0 + t:
-                time.sleep(min(0.001, max(0.0, t0 + t - time.perf_counter())))
-            player.send_message(msg.bytes())
-        clock = daemon.clock
-        limit = time.perf_counter() + (s.wait_ticks + (s.max_bars + 1) * BAR_TICKS) * clock.tick_seconds
-        time.sleep(s.wait_ticks * clock.tick_seconds + 0.1)
-        while time.perf_counter() < limit and (daemon.engine.state == "answering" and s.mode == "call-response"):
-            time.sleep(0.05)
-        if s.mode != "call-response":
-            time.sleep(BAR_TICKS * clock.tick_seconds)
-        daemon.request_stop()
-        thread.join(timeout=5)
-        time.sleep(0.1)
-    finally:
-        player.delete()
-        recorder.delete()
-    machine = []
-    for t, data in heard:
-        try:
-            machine.append((t - t0, mido.Message.from_bytes(data)))
-        except ValueError:
-            pass
-    return ReplayResult(performer, machine, s.tempo, daemon.engine)

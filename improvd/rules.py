@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from improvd.chords import Chord
+from improvd.encoding import fold_to_range
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,7 @@ class RuleContext:
 def range_clamp(n: Candidate, c: RuleContext) -> Candidate:
     """Fold by octaves into [range_low, range_high]: keeps the pitch class the model chose."""
     lo, hi = c.settings.range_low, c.settings.range_high
-    p = n.pitch
-    while p < lo:
-        p += 12
-    while p > hi:
-        p -= 12
+    p = fold_to_range(n.pitch, lo, hi)
     if p < lo:  # range narrower than an octave
         p = lo
     return replace(n, pitch=p)
@@ -88,7 +85,8 @@ def snap(n: Candidate, c: RuleContext) -> Candidate:
     s = c.settings.snap_strength
     if c.chord is None or s <= 0 or (s < 1 and c.rng.random() >= s):
         return n
-    pool = c.chord.tones if c.settings.snap_to == "chord" else c.chord.scale
+    # the chord as written: over C6 a note snaps to the A, not to the template's B
+    pool = c.chord.pitch_classes if c.settings.snap_to == "chord" else c.chord.scale
     if n.pitch % 12 in pool:
         return n
     for d in (1, -1, 2, -2, 3, -3):

@@ -34,23 +34,79 @@ needs_jack = pytest.mark.skipif(not (shutil.which("jackd") and jack_running()),
 
 
 class Recorder:
-    """A synth stand-in: connects to a port and keeps (perf_counter, bytes) of all it hears."""
+    """A synth stand-in: connects to a port and keeps (perf_counter, bytes) of all it hears.
 
-    def __init__(self, source_pattern: str, name: str = "rec"):
+    ``source_pattern`` None: only open the port 'NAME:in' for improvd's --out to find.
+    ``drop``: the share of messages it loses on arrival (seeded), as a loaded MIDI path does;
+    what it drops is kept apart in ``dropped``.
+
+    It reads its port by polling from a thread of its own, as improvd's InputPort does: a
+    Python callback would run in JACK's realtime thread and take the GIL, and a JACK client
+    closed in the same process (an in-process daemon stopping) could then deadlock or crash
+    the test process."""
+
+    def __init__(self, source_pattern: str | None, name: str = "rec", drop: float = 0.0, seed: int = 0):
+        import random
+        import threading
+
         self.events: list = []
+        self.dropped: list = []
         self.name = name
-        self.mi = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name)
+        self._rng, self._drop = random.Random(seed), drop
+        self.mi = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name, queue_size_limit=8192)
         self.mi.ignore_types(sysex=False, timing=False, active_sense=True)
         self.source_pattern = source_pattern
-        self.mi.set_callback(lambda ev, _d: self.events.append((time.perf_counter(), list(ev[0]))))
+        self._running = True
+        self._reader = threading.Thread(target=self._read, name=f"{name}-reader", daemon=True)
+        self._reader.start()
         self.connect()
+
+    def _read(self) -> None:
+        while self._running:
+            item = self.mi.get_message()
+            if item:
+                self._heard(item[0])
+            else:
+                time.sleep(0.0005)
+
+    def _heard(self, data) -> None:
+        item = (time.perf_counter(), list(data))
+        if self._drop and self._rng.random() < self._drop:
+            self.dropped.append(item)
+        else:
+            self.events.append(item)
 
     def connect(self, timeout: float = 5.0) -> None:
         # By name, not by index: with other JACK clients coming and going, the index rtmidi
         # opens can name another port than the one just listed.
         self.mi.open_virtual_port("in")
+        if self.source_pattern is None:
+            return
         src = find_port(self.mi, self.source_pattern, timeout)
         jack_connect(src, f"{self.name}:in", timeout)
+
+    def sounded(self, until: float | None = None) -> list:
+        """(channel, pitch, start, end) of every note as this synth sounded it: from a note-on
+        to the next note-off of that key or all-notes-off (CC123) on its channel; end is
+        ``until`` (default now) for a note still sounding. A synth ignores a note-off for a
+        key that is not sounding, and a second note-on restarts the key."""
+        until = time.perf_counter() if until is None else until
+        on: dict = {}
+        out = []
+        for t, d in self.events:
+            st = d[0] & 0xF0
+            ch = d[0] & 0x0F
+            if st == 0x90 and len(d) > 2 and d[2] > 0:
+                if (ch, d[1]) in on:
+                    out.append((ch, d[1], on.pop((ch, d[1])), t))
+                on[(ch, d[1])] = t
+            elif (st == 0x80 or st == 0x90) and len(d) > 1 and (ch, d[1]) in on:
+                out.append((ch, d[1], on.pop((ch, d[1])), t))
+            elif st == 0xB0 and len(d) > 2 and d[1] in (120, 123):
+                for key in [k for k in on if k[0] == ch]:
+                    out.append((*key, on.pop(key), t))
+        out += [(*key, t0, until) for key, t0 in on.items()]
+        return sorted(out, key=lambda n: n[2])
 
     def notes(self, channel: int | None = None):
         """(on, off) lists of (time, pitch); ``channel`` (0-based) keeps one channel only, e.g.
@@ -75,6 +131,9 @@ class Recorder:
         return sorted(k for k, n in sounding.items() if n > 0)
 
     def close(self) -> None:
+        time.sleep(0.01)  # what is queued is read first
+        self._running = False
+        self._reader.join(timeout=2)
         self.mi.close_port()
         self.mi.delete()
 

@@ -104,3 +104,109 @@ def test_lists_from_env_and_toml(toml):
     s = load_settings(None, {}, environ={"IMPROVD_CHORDS": "Dm7 G7 | Cmaj7"})
     assert s.chords == "Dm7 G7 | Cmaj7"
 
+
+
+# -- issue 11, item 8: what validation accepts must play ------------------------------------------
+@pytest.mark.parametrize("text, key", [
+    ("max_note_beats = -1\n", "max_note_beats"),
+    ("max_note_beats = 0\n", "max_note_beats"),
+    ("max_note_beats = nan\n", "max_note_beats"),
+    ("max_note_beats = inf\n", "max_note_beats"),
+    ("max_note_beats = 65\n", "max_note_beats"),
+    ("tempo = nan\n", "tempo"),
+    ("swing = -inf\n", "swing"),
+    ("temperature = nan\n", "temperature"),
+    ("[rules]\nsnap_strength = nan\n", "rules.snap_strength"),
+    ('wait = "100000bars"\n', "wait"),
+    ('min_phrase = "65bars"\n', "min_phrase"),
+    ('max_listen = "1000s"\n', "max_listen"),
+    ('wait = "99999999999999999999999999999999999"\n', "wait"),
+    ("max_bars = 0\n", "max_bars"),
+    ("max_bars = 1000\n", "max_bars"),
+    ("seed = -1\n", "seed"),
+    ("reset_after_bars = -1\n", "reset_after_bars"),
+    ('log_level = "loud"\n', "log_level"),
+    ('client_name = ""\n', "client_name"),
+    ('client_name = "a:b"\n', "client_name"),
+    ("models = [1, 2]\n", "models"),
+    ('models = "jazz"\nmodel = ""\n', "model"),
+    ("tempo = true\n", "tempo"),
+    ("mode = { a = 1 }\n", "mode"),
+    ('in_port = ["x"]\n', "in_port"),
+    ("[rules]\nmax_leap = 0\n", "rules.max_leap"),
+    ("[rules]\nmax_polyphony = 0\n", "rules.max_polyphony"),
+    ("[rules]\nhumanize_ms = 1e9\n", "rules.humanize_ms"),
+    ("[rules]\norder = [1]\n", "rules.order"),
+    ("[rules.extra]\nx = 1\n", "rules.extra"),
+    ("[cc]\npanic = 1.5\n", "cc.panic"),
+    ('chords = "Dm7 G7 | foo"\n', "foo"),
+    ('chords = "Dm7 | CmMaj7 | Cxyz"\n', "Cxyz"),
+])
+def test_values_that_would_break_playing_are_refused_in_one_line(toml, text, key):
+    with pytest.raises(ConfigError) as e:
+        load_settings(toml(text), {}, environ={})
+    assert key in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("IMPROVD_TEMPO", "nan"), ("IMPROVD_MAX_NOTE_BEATS", "inf"), ("IMPROVD_MAX_NOTE_BEATS", "-1"),
+    ("IMPROVD_SEED", "-1"), ("IMPROVD_SEED", "1.5"), ("IMPROVD_WAIT", "100000bars"), ("IMPROVD_VOICES", "many"),
+    ("IMPROVD_CHORDS", "Q7"), ("IMPROVD_STATS", "perhaps"), ("IMPROVD_MAX_BARS", "1e400"),
+])
+def test_environment_values_of_the_wrong_type_or_range_name_the_key(name, value):
+    with pytest.raises(ConfigError) as e:
+        load_settings(None, {}, environ={name: value})
+    assert "\n" not in str(e.value)
+    assert name[8:].lower() in str(e.value) or value in str(e.value)
+
+
+def test_every_accepted_number_is_finite_and_every_duration_bounded(toml):
+    s = load_settings(toml('max_note_beats = 64\nwait = "64bars"\nmax_listen = "30s"\nseed = 0\n'), {}, environ={})
+    assert s.max_note_ticks == 64 * TICKS_PER_BEAT and s.wait_ticks == 64 * BAR_TICKS
+    assert s.max_listen_ticks == 60 * TICKS_PER_BEAT
+    with pytest.raises(ConfigError, match="64 bars"):
+        parse_duration_ticks("65bars", 120, "wait")
+    with pytest.raises(ConfigError, match="64 bars"):
+        parse_duration_ticks("60s", 400, "wait")  # 100 bars at 400 BPM
+
+
+@pytest.mark.parametrize("kind", ["dev_zero", "fifo", "folder", "binary", "latin1", "too_big"])
+@pytest.mark.parametrize("key", ["config", "chords_file"])
+def test_config_and_chord_files_are_read_bounded_in_one_line(tmp_path, kind, key):
+    """/dev/zero as --config took 7 GB in 30 s; a FIFO blocked the start."""
+    import os
+    import time
+
+    path = {"dev_zero": lambda: "/dev/zero", "folder": lambda: str(tmp_path)}.get(kind, lambda: None)()
+    if path is None:
+        f = tmp_path / f"{kind}.txt"
+        if kind == "fifo":
+            os.mkfifo(f)
+        else:
+            f.write_bytes({"binary": b"tempo = 90\n\0\x01\x02", "latin1": "chords = \"Ab\xe9\"\n".encode("latin-1"),
+                           "too_big": b"# x\n" * 300_000}[kind])
+        path = str(f)
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError) as e:
+        if key == "config":
+            load_settings(path, {}, environ={})
+        else:
+            load_settings(None, {"chords_file": path}, environ={})
+    assert time.perf_counter() - t0 < 1
+    msg = str(e.value)
+    assert "\n" not in msg and path in msg
+
+
+def test_a_chord_file_is_checked_when_the_settings_load(tmp_path, toml):
+    """So a SIGHUP reload with a broken chart is refused before anything changes."""
+    chart = tmp_path / "tune.chords"
+    chart.write_text("Dm7 G7 | Cmaj7 | |\n| A7 | Dm7 | G7 ||\n")
+    s = load_settings(toml(f'chords_file = "{chart}"\n'), {}, environ={})
+    from improvd.config import load_chart
+
+    assert len(load_chart(s).bars) == 6  # the empty bar holds Cmaj7
+    chart.write_text("Dm7 G7 | Cmaj7 | foo\n")
+    with pytest.raises(ConfigError, match="chords_file .*'foo'"):
+        load_settings(toml(f'chords_file = "{chart}"\n'), {}, environ={})
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(None, {"chords_file": str(tmp_path / "gone.chords")}, environ={})

@@ -17,7 +17,7 @@ import pytest
 
 from improvd.clock import Clock
 from improvd.config import load_settings
-from improvd.engine import Engine
+from improvd.session import build
 from improvd.midi.files import Note, Performance
 from improvd.models import load_model
 from improvd.replay import replay
@@ -50,10 +50,8 @@ class Harness:
     def __init__(self, **flags):
         self.s = settings(**flags)
         self.out = []
-        self.clock = Clock(self.s.tempo)
-        self.sched = Scheduler(lambda m, due, now: self.out.append((due, m)), self.s.channel_out - 1, 4.0)
-        more = {m.card.name: m for m in (load_model(n) for n in self.s.models)}
-        self.eng = Engine(load_model(self.s.model), self.s, self.sched, self.clock, rng=np.random.default_rng(5), more_models=more)
+        session = build(self.s, lambda m, due, now: self.out.append((due, m)), rng=np.random.default_rng(5), max_note=4.0)
+        self.clock, self.sched, self.eng = session.clock, session.sched, session.engine
         self.tick = 0
 
     def until(self, beat: float, msgs=()):
@@ -196,6 +194,23 @@ def test_every_loaded_model_keeps_listening():
 
 
 # -- passthrough and learn over real ports --------------------------------------------------------
+def first_offs_only(events) -> list:
+    """(channel, pitch) of each note-on and of the note-off that ends it, in order; the
+    note-offs the daemon repeats for a note already ended (self-healing) are left out."""
+    heard, sounding = [], set()
+    for _t, d in events:
+        if d[0] & 0xF0 not in (0x80, 0x90):
+            continue
+        key = (d[0] & 0x0F, d[1])
+        if d[0] & 0xF0 == 0x90 and d[2] > 0:
+            sounding.add(key)
+            heard.append(key)
+        elif key in sounding:
+            sounding.discard(key)
+            heard.append(key)
+    return heard
+
+
 @pytest.mark.jack
 @needs_jack
 @pytest.mark.parametrize("flags,expect", [([], "same"), (["--passthrough-channel", "3"], "ch3"), (["--no-passthrough"], "none")])
@@ -207,7 +222,7 @@ def test_passthrough(flags, expect):
         rec, kbd = attach(name)
         kbd.phrase([(60, 0.5), (64, 0.5)], 0.5)
         time.sleep(0.3)
-        heard = [(d[0] & 0x0F, d[1]) for _t, d in rec.events if d[0] & 0xF0 in (0x80, 0x90)]
+        heard = first_offs_only(rec.events)
         if expect == "none":
             assert heard == []
         else:
@@ -258,3 +273,43 @@ def test_render_writes_audio_or_says_what_to_install(tmp_path):
         assert np.abs(frames).max() > 1000, "rendered silence"
     else:
         assert r.returncode == 2 and "apt-get install" in r.stderr and not out.exists()
+
+
+def test_render_refuses_a_file_that_is_no_soundfont(tmp_path):
+    """FluidSynth only warns about a bad soundfont and renders with its default one: render
+    --soundfont notasoundfont reported success with the wrong instrument sounds."""
+    from improvd import ImprovdError
+    from improvd.render import find_soundfont, is_soundfont
+
+    fake = tmp_path / "notasoundfont.sf2"
+    fake.write_text("hello")
+    riff_wave = tmp_path / "a.sf2"
+    riff_wave.write_bytes(b"RIFF\x04\x00\x00\x00WAVE")
+    for bad in (fake, riff_wave, tmp_path):
+        with pytest.raises(ImprovdError, match="not a SoundFont") as e:
+            find_soundfont(str(bad))
+        assert "\n" not in str(e.value)
+    real = tmp_path / "tiny.sf2"
+    real.write_bytes(b"RIFF\x04\x00\x00\x00sfbk")
+    assert is_soundfont(real) and find_soundfont(str(real)) == real
+
+
+def test_the_mod_wheel_at_rest_is_the_usual_temperature_and_full_is_wild():
+    from improvd.controls import WILD, temperature_of
+
+    assert temperature_of(0, 1.0) == 1.0 and temperature_of(0, 0.8) == 0.8
+    assert abs(temperature_of(127, 0.8) - WILD) < 1e-9
+    assert 0.8 < temperature_of(64, 0.8) < WILD
+    assert temperature_of(100, 0.3) >= 0.3  # never colder than the rest position
+
+
+def test_the_loop_guard_trips_on_a_loop_and_not_on_a_line():
+    from improvd.voice import LoopGuard
+
+    guard = LoopGuard()
+    for pitch in [60, 62, 64, 65, 67, 69, 71, 72, 71, 69, 67, 65, 64, 62, 60, 59]:
+        guard.note(pitch)
+    assert guard.trips == 0 and not guard.ban
+    for pitch in [77, 77, 77, 78] * 3:
+        guard.note(pitch)
+    assert guard.trips >= 1 and 77 in guard.ban

@@ -21,7 +21,7 @@ from improvd.models.card import ModelError  # noqa: E402
 
 
 def test_windows_shift_targets_by_one():
-    from training.deepjazz import windows
+    from improvd.training.deepjazz import windows
 
     corpus = [f"C,0.250,<m{1 + i % 2},P-4>" if i % 3 else "R,0.250" for i in range(50)]
     values = g.vocabulary([corpus])
@@ -36,8 +36,8 @@ def test_windows_shift_targets_by_one():
 def bundle(tmp_path_factory):
     if not DATA.exists():
         pytest.skip("../shared/data/jazz/original_metheny.mid is not here")
-    from training.deepjazz import export, train
-    from training.loop import TrainConfig
+    from improvd.training.deepjazz import export, train
+    from improvd.training.config import TrainConfig
 
     tmp = tmp_path_factory.mktemp("deepjazz")
     summary = train(TrainConfig(family="jazz", preset="deepjazz", data=[str(DATA)], out=str(tmp / "run"),
@@ -62,7 +62,7 @@ def test_tiny_training_run_and_card(bundle):
 
 def test_onnx_step_matches_torch(bundle):
     tmp, _, card = bundle
-    from training.deepjazz import DeepJazzStep, load_run
+    from improvd.training.deepjazz import DeepJazzStep, load_run
 
     net, _ = load_run(tmp / "run")
     m = load_model(str(card))
@@ -91,7 +91,7 @@ def test_runtime_model_plays_two_bars_in_range(bundle):
     notes = []
     for tick in range(96):
         ctx = PlayContext(tick=tick, chord=prog.at(tick), rng=rng, temperature=1.0, starting=tick == 0,
-                          pitch_range=(48, 84), extra={"chord_at": prog.at})
+                          pitch_range=(48, 84), chord_at=prog.at)
         for n in m.play(ctx):
             notes.append((tick, n))
     assert notes and notes[0][0] == 0  # an answer opens with a note
@@ -139,7 +139,7 @@ def test_listen_feeds_the_performers_values(bundle):
 def test_generate_writes_midi_with_melody_and_chords(bundle, tmp_path):
     import mido
 
-    from training.deepjazz import generate
+    from improvd.training.deepjazz import generate
 
     _, _, card = bundle
     files = generate(str(card), tmp_path / "out.mid", 2, 0, None, None)

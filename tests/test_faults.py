@@ -76,7 +76,10 @@ def test_jack_server_stops_and_comes_back(private_jack):
         wait_for_port(f"{name}-out:out")
         rec, kbd = Recorder(f"{name}-out:out", uid("r")), Player(uid("k"), virtual=False, target=f"{name}-in:in")
         end = kbd.phrase(PHRASE, 0.5)
-        assert answered(rec, end), "no answer before the fault"
+        if not answered(rec, end):
+            d.kill()
+            raise AssertionError(f"no answer before the fault; the recorder heard {rec.events[:8]}; "
+                                 f"the daemon said: {d.communicate()[1][-1500:]}")
         stop(procs[-1])
         time.sleep(2.0)
         assert d.poll() is None, "improvd died with the JACK server"
@@ -92,6 +95,39 @@ def test_jack_server_stops_and_comes_back(private_jack):
         assert "JACK server is gone" in err and "JACK server is back" in err
         time.sleep(0.2)
         assert rec2.hanging() == []
+    finally:
+        if d.poll() is None:
+            d.kill()
+
+
+@pytest.mark.parametrize("gap", [0.3, 2.5], ids=["quick", "slow"])
+def test_jack_server_killed_and_restarted(private_jack, gap):
+    """SIGKILL leaves the server's socket behind, so a restart is seen as a new server, not a
+    gone one: improvd must close every client of the dead server before opening new ones
+    (else its input vanished from the graph and SIGTERM segfaulted in libjack)."""
+    start, _stop, procs = private_jack
+    name = uid("kil")
+    d = start_daemon(["--virtual", "--name", name, "--wait", "500ms", "--tempo", "240", "--bars", "1", "--seed", "1"])
+    try:
+        wait_for_port(f"{name}-out:out")
+        procs[-1].kill()
+        procs[-1].wait(timeout=10)
+        time.sleep(gap)
+        start()
+        time.sleep(2.5)  # the daemon checks about once a second
+        wait_for_port(f"{name}-in:in")
+        wait_for_port(f"{name}-out:out")
+        rec, kbd = Recorder(f"{name}-out:out", uid("r")), Player(uid("k"), virtual=False, target=f"{name}-in:in")
+        end = kbd.phrase(PHRASE, 0.25)
+        assert answered(rec, end), "deaf after the JACK server was killed and restarted"
+        d.send_signal(signal.SIGTERM)
+        _out, err = d.communicate(timeout=10)
+        assert d.returncode == 0, err[-1500:]
+        assert "JACK server is back" in err
+        time.sleep(0.2)
+        assert rec.hanging() == []
+        rec.close()
+        kbd.close()
     finally:
         if d.poll() is None:
             d.kill()

@@ -21,8 +21,8 @@ def tiny(tmp_path_factory):
     pytest.importorskip("torch")
     if not IRISH.exists():
         pytest.skip("shared data absent")
-    from training.folk import export, train
-    from training.loop import TrainConfig
+    from improvd.training.folk import export, train
+    from improvd.training.config import TrainConfig
 
     d = tmp_path_factory.mktemp("folk")
     summary = train(TrainConfig(family="folk", preset="tiny", data=[str(IRISH)], out=str(d / "run"), device="cpu", max_items=60))
@@ -44,7 +44,7 @@ def test_onnx_step_matches_torch_over_200_chars(tiny):
     import onnxruntime as ort
     import torch
 
-    from training.folk import load_run
+    from improvd.training.folk import load_run
 
     d, _s, _c = tiny
     net, _state = load_run(d / "run")
@@ -66,7 +66,7 @@ def test_onnx_step_matches_torch_over_200_chars(tiny):
 def test_onnx_bits_per_char_agrees_with_torch(tiny):
     import torch
 
-    from training.folk import load_run, onnx_bits_per_char, stream_bits_per_char
+    from improvd.training.folk import load_run, onnx_bits_per_char, stream_bits_per_char
 
     d, _s, _c = tiny
     net, _ = load_run(d / "run")
@@ -137,7 +137,7 @@ def test_bundled_model_plays_a_duet_from_silence():
 @pytest.mark.skipif(not BUNDLED.exists(), reason="bundled model absent")
 def test_generated_abc_from_the_bundled_model_parses_in_music21():
     pytest.importorskip("music21")
-    from training.folk import check_tune
+    from improvd.training.folk import check_tune
 
     m = load_model(str(BUNDLED))
     rng = np.random.default_rng(7)
@@ -167,3 +167,16 @@ def test_an_answer_cut_short_leaves_only_what_sounded_in_the_lm():
     m.end_answer(end)
     assert np.array_equal(m.lm.h, unheard[0][1][0]) and np.array_equal(m.lm.c, unheard[0][1][1])
     assert not np.array_equal(m.lm.h, before[0])
+
+
+@pytest.mark.skipif(not BUNDLED.exists(), reason="bundled model absent")
+@pytest.mark.parametrize("name", ["folk.mid", "tunes"])
+def test_generate_writes_the_file_named_or_into_the_folder_named(tmp_path, name):
+    """`generate folk -o folk.mid` made a folder called folk.mid; a file name is a file."""
+    pytest.importorskip("music21")
+    from improvd.training.folk import generate
+
+    written = generate(str(BUNDLED), tmp_path / name, 400, 1, None, None)
+    stem = tmp_path / ("tunes/tune" if name == "tunes" else "folk")
+    assert {p.suffix for p in written} == {".abc", ".mid", ".png"}
+    assert all(p.is_file() and p.with_suffix("") == stem for p in written), written

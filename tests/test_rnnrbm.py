@@ -13,7 +13,11 @@ torch = pytest.importorskip("torch")
 from improvd.encoding import pianoroll as pr  # noqa: E402
 from improvd.models.base import PlayContext, Step  # noqa: E402
 from improvd.models.rnnrbm import gibbs_clamped, voice_lead  # noqa: E402
-from training import rnnrbm as R  # noqa: E402
+from improvd.training.rnnrbm.data import collate  # noqa: E402
+from improvd.training.rnnrbm.evaluate import evaluate  # noqa: E402
+from improvd.training.rnnrbm.metrics import ais_log_z, bay_accuracy, frame_accuracy, log_likelihood, marginal_accuracy  # noqa: E402
+from improvd.training.rnnrbm.model import RnnRbm, net_from_arrays  # noqa: E402
+from improvd.training.rnnrbm.runs import export  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 JSB = DATA / "polyphonic" / "jsb_chorales.trainvalid.json"
@@ -23,7 +27,7 @@ torch.set_num_threads(1)  # tiny matrices: a second thread only adds hand-offs
 
 def _random_net(seed=0, nh=24, nr=12, scale=0.3, cell="rnn"):
     torch.manual_seed(seed)
-    net = R.RnnRbm(88, nh, nr, learn_u0=True, cell=cell)
+    net = RnnRbm(88, nh, nr, learn_u0=True, cell=cell)
     with torch.no_grad():
         for p in net.parameters():
             p.copy_(torch.randn_like(p) * scale)
@@ -63,7 +67,7 @@ def test_ais_matches_exact_partition_function():
     W = torch.randn(10, 8) * 1.0
     bv = torch.randn(2, 10) * 0.5 - 0.5
     bh = torch.randn(2, 8) * 0.5
-    est = R.ais_log_z(W, bv, bh, chains=200, betas=1000, generator=g)
+    est = ais_log_z(W, bv, bh, chains=200, betas=1000, generator=g)
     for i in range(2):
         exact = _exact_log_z(W, bv[i], bh[i])
         assert abs(float(est[i]) - exact) < 0.1, (float(est[i]), exact)
@@ -72,19 +76,19 @@ def test_ais_matches_exact_partition_function():
 def test_bay_accuracy_hand_made():
     truth = torch.tensor([[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]], dtype=torch.float32)
     pred = torch.tensor([[1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0]], dtype=torch.float32)
-    assert R.bay_accuracy(pred, truth) == pytest.approx(2 / (2 + 1 + 1))
-    assert R.bay_accuracy(truth, truth) == 1.0
+    assert bay_accuracy(pred, truth) == pytest.approx(2 / (2 + 1 + 1))
+    assert bay_accuracy(truth, truth) == 1.0
 
 
 def test_frame_accuracy_of_a_model_that_always_plays_c_major():
-    net = R.RnnRbm(88, 4, 4)
+    net = RnnRbm(88, 4, 4)
     with torch.no_grad():
         net.W.zero_()
         net.Wuv.zero_()
         net.bv.fill_(-30.0)
         net.bv[[60 - 21, 64 - 21, 67 - 21]] = 30.0
     roll = pr.to_roll([[60, 64, 67], [60, 64, 67], [62, 65, 69], [60, 64, 67]])
-    r = R.frame_accuracy(net, [roll], "cpu", samples=3, k=5)
+    r = frame_accuracy(net, [roll], "cpu", samples=3, k=5)
     # TP 9, FP 3, FN 3 over the four frames
     assert r["acc"] == pytest.approx(9 / 15)
 
@@ -98,11 +102,11 @@ def test_tiny_training_lowers_the_cd_objective():
         rng = np.random.default_rng(0)
         rolls = [pr.to_roll([[60, 64, 67] if t % 2 else [62, 65, 69] for t in range(40)]) for _ in range(3)]
     torch.manual_seed(0)
-    net = R.RnnRbm(88, 16, 8, learn_u0=True)
+    net = RnnRbm(88, 16, 8, learn_u0=True)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     g = torch.Generator().manual_seed(0)
-    v, m = R.collate(rolls, 0, __import__("random").Random(0))
-    before = R.log_likelihood(net, rolls, "cpu", 8, 100)["ll_per_step"]
+    v, m = collate(rolls, 0, __import__("random").Random(0))
+    before = log_likelihood(net, rolls, "cpu", 8, 100)["ll_per_step"]
     mons = []
     for _ in range(40):
         cost, mon = net.cd_cost(v, m, 1, g)
@@ -110,18 +114,18 @@ def test_tiny_training_lowers_the_cd_objective():
         cost.backward()
         opt.step()
         mons.append(float(mon))
-    after = R.log_likelihood(net, rolls, "cpu", 8, 100)["ll_per_step"]
+    after = log_likelihood(net, rolls, "cpu", 8, 100)["ll_per_step"]
     assert np.mean(mons[-5:]) < np.mean(mons[:5]) - 5
     assert after > before + 5
 
 
 def _export_tiny(tmp_path, net):
-    from training.loop import RunDir
+    from improvd.training.loop import RunDir
 
     run = RunDir(tmp_path / "run")
     run.save_checkpoint({"model": net.state_dict(), "history": [], "config": {"preset": "tiny"},
                          "describe": {"frame_ticks": 12, "arch": {"hidden": 24, "recurrent": 12}}}, best=True)
-    return R.export(run.path, tmp_path / "out" / "tiny")
+    return export(run.path, tmp_path / "out" / "tiny")
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru"])
@@ -179,7 +183,7 @@ def test_runtime_harmonizes_c_e_g(tmp_path, which):
         nxt = t + 1
         if nxt % 12 == 0 or t == 0:
             notes = m.play(PlayContext(tick=nxt, chord=None, rng=rng, held=held, max_voices=3,
-                                       pitch_range=(40, 84), extra={"onset": True}))
+                                       pitch_range=(40, 84), onset=True))
             pitches = [n.pitch for n in notes]
             assert len(pitches) <= 3
             assert all(40 <= p <= 84 for p in pitches)
@@ -189,9 +193,9 @@ def test_runtime_harmonizes_c_e_g(tmp_path, which):
     if which == "bundled":
         assert seen, "the trained model added nothing to a C major triad in 20 frames"
     snap = m.snapshot()
-    a = m.play(PlayContext(tick=12 * 30, chord=None, rng=np.random.default_rng(7), held=held, extra={"onset": True}))
+    a = m.play(PlayContext(tick=12 * 30, chord=None, rng=np.random.default_rng(7), held=held, onset=True))
     m.restore(snap)
-    b = m.play(PlayContext(tick=12 * 30, chord=None, rng=np.random.default_rng(7), held=held, extra={"onset": True}))
+    b = m.play(PlayContext(tick=12 * 30, chord=None, rng=np.random.default_rng(7), held=held, onset=True))
     assert a == b
 
 
@@ -223,7 +227,7 @@ def test_npz_round_trip_rebuilds_the_same_net(tmp_path, cell):
     net = _random_net(seed=6, cell=cell)
     card = _export_tiny(tmp_path, net)
     with np.load(card.with_suffix(".npz")) as z:
-        back = R.net_from_arrays(dict(z))
+        back = net_from_arrays(dict(z))
     assert back.cell == cell
     v = torch.from_numpy((np.random.default_rng(1).random((1, 30, 88)) < 0.05).astype(np.float32))
     with torch.no_grad():
@@ -233,7 +237,7 @@ def test_npz_round_trip_rebuilds_the_same_net(tmp_path, cell):
 
 
 def test_dropout_only_while_training():
-    net = R.RnnRbm(88, 16, 8, learn_u0=True, cell="gru", dropout=0.5)
+    net = RnnRbm(88, 16, 8, learn_u0=True, cell="gru", dropout=0.5)
     v = torch.from_numpy((np.random.default_rng(2).random((2, 20, 88)) < 0.05).astype(np.float32))
     with torch.no_grad():
         torch.nn.init.normal_(net.Wuv, std=1.0)
@@ -247,7 +251,7 @@ def test_dropout_only_while_training():
 def _c_major_net():
     """An RBM whose one hidden unit, nearly always on, switches on C-E-G (60, 64, 67) and off
     everything else: its marginals are near 1 on C-E-G and near 0 elsewhere."""
-    net = R.RnnRbm(88, 1, 4)
+    net = RnnRbm(88, 1, 4)
     with torch.no_grad():
         net.bv.fill_(-8.0)
         net.bh.fill_(8.0)
@@ -259,19 +263,20 @@ def _c_major_net():
 
 def test_marginal_accuracy_picks_the_model_s_best_guess():
     roll = pr.to_roll([[60, 64, 67]] * 10)
-    r = R.marginal_accuracy(_c_major_net(), [roll], "cpu", threshold=0.5, chains=4, k=10)
+    r = marginal_accuracy(_c_major_net(), [roll], "cpu", threshold=0.5, chains=4, k=10)
     assert r["acc_marginal"] == pytest.approx(1.0)
     wrong = pr.to_roll([[62, 65, 69]] * 10)
-    assert R.marginal_accuracy(_c_major_net(), [wrong], "cpu", 0.5, chains=4, k=10)["acc_marginal"] == 0.0
+    assert marginal_accuracy(_c_major_net(), [wrong], "cpu", 0.5, chains=4, k=10)["acc_marginal"] == 0.0
     # the threshold tuned on training pieces: any t in the grid keeps C-E-G and nothing else
-    tuned = R.marginal_accuracy(_c_major_net(), [roll], "cpu", None, [roll], chains=4, k=10)
+    tuned = marginal_accuracy(_c_major_net(), [roll], "cpu", None, [roll], chains=4, k=10)
     assert tuned["acc_marginal"] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("layout", ["split", "plain"])
 def test_evaluate_a_midi_folder(tmp_path, layout):
-    """`improvd evaluate rnnrbm --data FOLDER`: a folder with train/ and valid/ sets the ACC
-    threshold on train/; a plain folder takes the model card's and scores every file."""
+    """`improvd evaluate rnnrbm --data FOLDER`: a folder with train/ and valid/ is scored on
+    valid/ and sets the ACC threshold on train/; a plain folder is scored whole (never split
+    again) with the model card's threshold; the title says which."""
     card = _export_tiny(tmp_path, _random_net(seed=8))
     pieces = [[[60, 64, 67], [62, 65, 69], [64, 67, 71], [60, 64, 67]] * 3, [[55, 59, 62], [57, 60, 64]] * 4]
     root = tmp_path / "midi"
@@ -279,8 +284,9 @@ def test_evaluate_a_midi_folder(tmp_path, layout):
         (root / sub).mkdir(parents=True, exist_ok=True)
         for k, steps in enumerate(pieces):
             pr.write_midi(pr.to_roll(steps), root / sub / f"p{k}.mid", 12)
-    r = R.evaluate(str(card), [str(root)], "valid", n=2, chains=4, betas=20, device="cpu", show=False, marginal_chains=4)
+    r = evaluate(str(card), [str(root)], None, n=2, chains=4, betas=20, device="cpu", show=False, marginal_chains=4)
     assert r["frames"] == sum(len(p) for p in pieces)
+    assert r["scored"] == ("valid split of midi" if layout == "split" else "whole folder midi")
     assert math.isfinite(r["ll_per_step"]) and r["ll_per_step"] < 0
     assert 0.0 <= r["acc_marginal"] <= 1.0
     assert r["acc_marginal_threshold_from"] == ("training pieces" if layout == "split" else "default")

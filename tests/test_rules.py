@@ -99,6 +99,13 @@ def test_snap_strength_one_always_lands_on_a_chord_tone():
             assert out.pitch == p
 
 
+def test_snap_lands_on_the_chord_as_written():
+    """Over C6 a B (the template major 7th) is not a chord tone: it snaps to the A or the C."""
+    assert snap(note(71), ctx(chord="C6", snap_strength=1.0)).pitch in (69, 72)
+    assert snap(note(70), ctx(chord="C6", snap_strength=1.0)).pitch == 69
+    assert snap(note(61), ctx(chord="C7b9", snap_strength=1.0)).pitch == 61  # the b9 is written
+
+
 def test_snap_to_scale():
     scale = parse_chord("Dm7").scale
     for p in range(48, 72):

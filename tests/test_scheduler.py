@@ -99,20 +99,6 @@ def test_zero_length_note_still_sounds():
     assert w.log[1][0] > w.log[0][0]
 
 
-def test_cancel_pending_drops_planned_notes_but_ends_sounding_ones():
-    w = Wire()
-    s = Scheduler(w)
-    s.note(60, 90, 0.0, 2.0)
-    s.note(62, 90, 1.0, 3.0)
-    s.note(64, 90, 1.5, 3.0)
-    s.flush(0.5)
-    s.cancel_pending()
-    s.flush(10.0)
-    pitches_on = [p for _d, _n, k, p, _v, _c in w.log if k == "note_on"]
-    assert pitches_on == [60]
-    assert [(k, d) for d, _n, k, p, _v, _c in w.log if p == 60] == [("note_on", 0.0), ("note_off", 2.0)]
-
-
 def test_release_all_ends_everything_now_and_sends_nothing_planned():
     w = Wire()
     s = Scheduler(w)
@@ -152,7 +138,6 @@ ops = st.lists(st.one_of(
     st.tuples(st.just("note"), st.integers(36, 48), st.floats(0, 10), st.floats(-1, 20)),
     st.tuples(st.just("flush"), st.floats(0, 0.8)),
     st.tuples(st.just("release"), st.floats(0, 0.5)),
-    st.tuples(st.just("cancel")),
     st.tuples(st.just("start_now"), st.integers(36, 48)),
     st.tuples(st.just("stop_now"), st.integers(36, 48)),
 ), max_size=60)
@@ -177,8 +162,6 @@ def test_no_hanging_notes_whatever_happens(plan, max_note):
             s.flush(now)  # the daemon's loop sends what is due before it handles the input
             s.release_all(now)
             assert w.sounding() == set()  # a barge-in leaves nothing sounding at once
-        elif op[0] == "cancel":
-            s.cancel_pending()
         elif op[0] == "start_now":
             s.start_now(op[1], 90, now)
         else:

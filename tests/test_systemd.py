@@ -63,6 +63,8 @@ def one(unit, key):
         ("RestartSec", "2"),
         ("ExecStart", f"{EXEC} run --config /etc/improvd/improvd.toml"),
         ("ExecReload", "/bin/kill -HUP $MAINPID"),
+        ("ExecStopPost", f"-{EXEC} panic --config /etc/improvd/improvd.toml"),
+        ("RestartPreventExitStatus", "2"),
         ("User", "improvd"),
         ("Group", "audio"),
         ("StateDirectory", "improvd"),

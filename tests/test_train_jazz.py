@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -32,6 +33,8 @@ def tiny_run(tmp_path_factory):
                         "--max-items", "8", "--device", "cpu", "--out", str(out / "run"), "--seed", "3"],
                        capture_output=True, text=True, timeout=120, cwd=REPO)
     assert r.returncode == 0, r.stderr[-2000:]
+    (out / "train.stdout").write_text(r.stdout)
+    (out / "train.stderr").write_text(r.stderr)
     r = subprocess.run([sys.executable, "-m", "improvd", "export", str(out / "run"), "-o", str(out / "m" / "tiny")],
                        capture_output=True, text=True, timeout=120, cwd=REPO)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -49,6 +52,20 @@ def test_training_writes_checkpoints_metrics_and_curve(tiny_run):
     assert m["history"][0]["valid_top5"] > 0
 
 
+def test_training_shows_its_stages_on_stderr_and_keeps_stdout_to_the_summary(tiny_run):
+    """Not a terminal (a pipe here, a CI log): each stage says when it starts and ends on stderr,
+    reading the data included (music21 corpora took minutes with nothing shown); stdout holds
+    only the run's summary line."""
+    err = (tiny_run / "train.stderr").read_text().splitlines()
+    assert "improvd: reading wjazzd_chords.trainvalid.jsonl: 0/259 solos" in err
+    assert any(ln.startswith("improvd: reading wjazzd_chords.trainvalid.jsonl: done, 259/259 solos, ") for ln in err)
+    assert err.index("improvd: training jazz/tiny: 0/1 epochs") > err.index("improvd: reading wjazzd_chords.trainvalid.jsonl: 0/259 solos")
+    assert any(ln.startswith("improvd: training jazz/tiny: done, 1/1 epochs, ") for ln in err)
+    assert any(ln.startswith("epoch 1/1 train ") for ln in err)  # the epoch's figures go to the log too
+    out = (tiny_run / "train.stdout").read_text().splitlines()
+    assert len(out) == 1 and out[0].startswith("run ") and "best valid loss" in out[0], out
+
+
 def test_resume_continues_from_last_epoch(tiny_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_run / "run", run)
@@ -63,14 +80,14 @@ def test_resume_continues_from_last_epoch(tiny_run, tmp_path):
 def test_same_seed_same_weights(tmp_path):
     if not DATA.exists():
         pytest.skip("no shared data")
-    from training import jazz
-    from training.loop import TrainConfig
+    from improvd.training import jazz
+    from improvd.training.config import TrainConfig
 
     sums = []
     for i in range(2):
         jazz.train(TrainConfig(family="jazz", preset="tiny", data=[str(DATA)], out=str(tmp_path / f"r{i}"),
                                max_items=4, device="cpu", seed=11))
-        sd = torch.load(tmp_path / f"r{i}" / "last.pt", weights_only=False)["model"]
+        sd = torch.load(tmp_path / f"r{i}" / "last.pt", weights_only=True)["model"]  # a checkpoint is data only
         sums.append(sum(float(v.double().sum()) for v in sd.values()))
     assert sums[0] == sums[1]
 
@@ -78,8 +95,8 @@ def test_same_seed_same_weights(tmp_path):
 def test_onnx_step_matches_torch_over_200_steps(tiny_run):
     """The exported step graph, run step by step with its state fed back, against the torch
     module run over the whole sequence: max abs logit difference <= 1e-4."""
-    from training.jazz import load_run
-    from training.corpora import load_wjazzd
+    from improvd.training.jazz import load_run
+    from improvd.training.corpora import load_wjazzd
 
     net, _ = load_run(tiny_run / "run")
     events = [e for _, ev in load_wjazzd(DATA)[:3] for e in ev][:200]
@@ -115,9 +132,13 @@ def test_truncated_graph_is_refused(tmp_path):
     data = (tmp_path / "m.onnx").read_bytes()
     (tmp_path / "m.onnx").write_bytes(data[: len(data) // 2])
     card = json.loads(p.read_text())
-    card["sha256"] = ""  # even without the hash check, the graph itself is refused
+    card["sha256"] = hashlib.sha256(data[: len(data) // 2]).hexdigest()  # the hash agrees: the graph itself is refused
     p.write_text(json.dumps(card))
     with pytest.raises(ModelError, match="cannot be loaded"):
+        load_model(str(p))
+    card["sha256"] = ""  # an empty hash no longer switches the integrity check off
+    p.write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="sha256"):
         load_model(str(p))
 
 
@@ -175,7 +196,7 @@ def test_user_folder_with_chords_files(tmp_path):
     """A user's folder of MIDI files, each with song.chords beside it, becomes training solos."""
     import mido
 
-    from training.corpora import load_event_pieces
+    from improvd.training.corpora import load_event_pieces
 
     for k, (name, chart) in enumerate([("a", "Dm7 G7 | Cmaj7 %"), ("b", "F7 | Bb7 | F7 | C7")]):
         mid = mido.MidiFile(ticks_per_beat=96)
@@ -195,7 +216,7 @@ def test_user_folder_with_chords_files(tmp_path):
 
 
 def test_metheny_guitar_solo_with_detected_chords():
-    from training.corpora import load_event_pieces
+    from improvd.training.corpora import load_event_pieces
 
     src = DATA.parent / "original_metheny.mid"
     if not src.exists():
@@ -208,7 +229,7 @@ def test_metheny_guitar_solo_with_detected_chords():
 
 def test_music21_bundled_corpus_needs_no_data():
     pytest.importorskip("music21")
-    from training.corpora import load_music21
+    from improvd.training.corpora import load_music21
 
     pieces = load_music21("bach", limit=3)
     assert pieces and all(len(ev) >= 8 for _, ev in pieces)

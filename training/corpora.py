@@ -12,13 +12,8 @@ from pathlib import Path
 from improvd import ImprovdError
 from improvd.chords import Progression, detect_chord
 from improvd.encoding import BAR_TICKS, TICKS_PER_BEAT
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path.cwd().parent / "shared" / "data" if (Path.cwd().parent / "shared" / "data").exists() else REPO.parent / "shared" / "data"
-
-
-def shared(rel: str) -> Path:
-    return SHARED / rel
+from improvd.evaluation.data import shared  # noqa: F401  (the families' default data: one rule for where it is)
+from improvd.progress import track
 
 
 def load_wjazzd(path: Path) -> list:
@@ -26,14 +21,15 @@ def load_wjazzd(path: Path) -> list:
 
     out = []
     with open(path) as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                out.append((f"melid{rec.get('melid', i)}", events_from_wjazzd(rec)))
-            except (json.JSONDecodeError, KeyError, ValueError, TypeError) as e:
-                raise ImprovdError(f"{path}:{i} is not a solo record ({e}): each line must be a JSON object with 'events' rows [pitch, duration, onset_in_bar, root_pc, type]") from None
+        lines = f.readlines()
+    for i, line in track(list(enumerate(lines, 1)), f"reading {path.name}", unit="solos"):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            out.append((f"melid{rec.get('melid', i)}", events_from_wjazzd(rec)))
+        except (json.JSONDecodeError, KeyError, ValueError, TypeError) as e:
+            raise ImprovdError(f"{path}:{i} is not a solo record ({e}): each line must be a JSON object with 'events' rows [pitch, duration, onset_in_bar, root_pc, type]") from None
     return out
 
 
@@ -49,7 +45,8 @@ def load_midi_piece(path: Path, chords_file: Path | None = None, melody: int | N
     """Melody = skyline of track ``melody`` or of the highest-pitched busy track; chords from a
     .chords file beside it, a track named 'chord(s)', or detected every two beats from the
     other tracks."""
-    from improvd.midi.files import Performance, melody_events, read_midi
+    from improvd.encoding.events import melody_events
+    from improvd.midi.files import Performance, read_midi
 
     perf = read_midi(path)
     notes = [n for n in perf.notes if n.channel != 9]
@@ -109,7 +106,9 @@ def load_music21(name: str, limit: int | None = None) -> list:
     if not paths:
         raise ImprovdError(f"music21 corpus {name!r} is empty: try music21:bach or music21:essenFolksong")
     out = []
-    for p in paths[: limit or None]:
+    # music21 parses each file for about half a second: minutes for a composer, so count them
+    # first and show each one done
+    for p in track(paths[: limit or None], f"parsing music21:{name}", unit="files"):
         try:
             score = corpus.parse(p)
         except Exception:
@@ -173,7 +172,7 @@ def load_event_pieces(specs: list, default: Path, chords_file: Path | None = Non
             files = sorted(list(p.rglob("*.mid")) + list(p.rglob("*.midi")))
             if not files:
                 raise ImprovdError(f"folder {p} holds no .mid files")
-            for f in files[: limit or None]:
+            for f in track(files[: limit or None], f"reading {p}", unit="files"):
                 pieces.append(load_midi_piece(f, chords_file))
         elif p.suffix == ".jsonl":
             pieces += load_wjazzd(p)

@@ -22,8 +22,9 @@ import torch.nn.functional as F
 
 from improvd import ImprovdError
 from improvd.encoding import grammar as g
-from training.corpora import shared
-from training.loop import RunDir, TrainConfig, fit, pick_device, seed_everything, update
+from improvd.training.corpora import shared
+from improvd.training.config import TrainConfig
+from improvd.training.loop import RunDir, fit, pick_device, seed_everything, update
 
 PRESETS = {
     "deepjazz": dict(hidden=64, epochs=100, batch_size=32, lr=0.01, decay=0.01, m=60, tx=30),
@@ -95,7 +96,10 @@ def load_solo(cfg: TrainConfig) -> g.Solo:
         raise ImprovdError("the deepjazz seed trains on one MIDI solo: pass a single --data FILE.mid")
     if not path.exists():
         raise ImprovdError(f"training data {path} does not exist: pass --data original_metheny.mid (shared/data/jazz/)")
-    return g.parse_solo(str(path))
+    from improvd.progress import stage
+
+    with stage(f"parsing {path.name} (music21)"):  # seconds, before the first epoch
+        return g.parse_solo(str(path))
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -111,8 +115,11 @@ def train(cfg: TrainConfig) -> dict:
     values = solo.values
     X, Y = windows(solo.corpus, values, p["m"], p["tx"], cfg.seed)
     Xt, Yt = torch.from_numpy(X).to(device), torch.from_numpy(Y).to(device)
-    net = DeepJazzLSTM(len(values), p["hidden"]).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=p["lr"], betas=(0.9, 0.999), eps=1e-7)
+    from improvd.progress import stage
+
+    with stage("building the model"):  # torch's first optimiser imports its compiler: seconds
+        net = DeepJazzLSTM(len(values), p["hidden"]).to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=p["lr"], betas=(0.9, 0.999), eps=1e-7)
     rng = random.Random(cfg.seed)
 
     def iterations() -> int:
@@ -167,7 +174,7 @@ def load_run(run_dir: Path) -> tuple[DeepJazzLSTM, dict]:
 
 
 def export(run_dir: Path, out_prefix: Path) -> Path:
-    from training.export import export_step, specs, write_card
+    from improvd.training.export import export_step, specs, write_card
 
     net, state = load_run(Path(run_dir))
     d = state["describe"]

@@ -38,7 +38,9 @@ VALID_FRACTION = 0.1
 
 
 def shared_data() -> Path:
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
+    from improvd.evaluation.data import shared
+
+    return shared("")
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -49,7 +51,10 @@ def load_corpora(data: list[str], extra: bool, max_items: int | None = None) -> 
     ``data``: the irish.abc path first (default: the shared copy), then optional folders or files
     of ABC; with ``extra`` and no further paths, Nottingham train and music21's O'Neill's and
     Ryan's collections are added."""
-    irish = Path(data[0]) if data else shared_data() / "abc" / "irish.trainvalid.abc"
+    from improvd.evaluation.data import default_data
+    from improvd.progress import stage
+
+    irish = Path(data[0]) if data else default_data("abc/irish.trainvalid.abc", "FILE.abc")
     tunes = enc.load_irish(irish)
     if max_items:
         tunes = tunes[:max_items]
@@ -64,12 +69,14 @@ def load_corpora(data: list[str], extra: bool, max_items: int | None = None) -> 
                 paths.append(nott)
             paths.append(Path("music21:oneills1850,ryansMammoth"))
         for p in paths:
-            if str(p).startswith("music21:"):
-                got = enc.load_music21_abc(tuple(str(p).split(":", 1)[1].split(",")))
-            elif p.is_dir():
-                got = enc.load_folder(p)
-            else:
-                got = enc.load_abc_file(p, normalize=True)
+            with stage(f"reading ABC {p}", unit="tunes") as s:  # music21's collections: seconds
+                if str(p).startswith("music21:"):
+                    got = enc.load_music21_abc(tuple(str(p).split(":", 1)[1].split(",")))
+                elif p.is_dir():
+                    got = enc.load_folder(p)
+                else:
+                    got = enc.load_abc_file(p, normalize=True)
+                s.update(completed=len(got))
             counts[str(p)] = len(got)
             others += got
     return {"train": enc.join_tunes(train), "valid": enc.join_tunes(valid), "extra": enc.join_tunes(others) if others else "",
@@ -159,7 +166,8 @@ def stream_bits_per_char(net, text: np.ndarray, device, chunk: int = 2000) -> fl
 
 def train(cfg) -> dict:
     torch, nn = _torch()
-    from training.loop import RunDir, fit, pick_device, seed_everything, update
+    from improvd.progress import stage
+    from improvd.training.loop import RunDir, fit, pick_device, seed_everything, update
 
     p = dict(PRESETS.get(cfg.preset) or PRESETS["default"])
     for k in ("epochs", "batch_size", "lr", "hidden"):
@@ -178,11 +186,12 @@ def train(cfg) -> dict:
                 "extra": enc.encode(c["extra"]), "counts": c["counts"]}
     train_text, valid_text, extra_text = data["train"], data["valid"], data["extra"]
     use_extra = p["extra_data"] and len(extra_text) > p["seq_len"] + 2
-    net = build_model(p["emb"], p["hidden"], p["layers"], p["dropout"]).to(device)
-    if p["optimizer"] == "adam":
-        opt = torch.optim.Adam(net.parameters(), lr=p["lr"])
-    else:
-        opt = torch.optim.AdamW(net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+    with stage("building the model"):  # torch's first optimiser imports its compiler: seconds
+        net = build_model(p["emb"], p["hidden"], p["layers"], p["dropout"]).to(device)
+        if p["optimizer"] == "adam":
+            opt = torch.optim.Adam(net.parameters(), lr=p["lr"])
+        else:
+            opt = torch.optim.AdamW(net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=p["epochs"], eta_min=p["lr"] / 20) if p["schedule"] else None
     rng = np.random.default_rng(cfg.seed)
     use_amp = cfg.amp and device.type == "cuda"
@@ -220,7 +229,7 @@ def train(cfg) -> dict:
 
 
 def load_run(run_dir: Path):
-    from training.loop import RunDir
+    from improvd.training.loop import RunDir
 
     rd = RunDir(run_dir)
     state = rd.load("last")
@@ -239,7 +248,7 @@ def load_run(run_dir: Path):
 def export(run_dir: Path, out_prefix: Path, name: str | None = None) -> Path:
     import torch
 
-    from training.export import export_step, specs, write_card
+    from improvd.training.export import export_step, specs, write_card
 
     net, state = load_run(Path(run_dir))
     out_prefix = Path(out_prefix)
@@ -272,15 +281,22 @@ def export(run_dir: Path, out_prefix: Path, name: str | None = None) -> Path:
 
 # -- evaluation ----------------------------------------------------------------------------------------
 
-def onnx_bits_per_char(lm, text: np.ndarray) -> float:
-    """Bits per char over ``text`` as one stream, with the exported graph (onnxruntime)."""
+def onnx_bits_per_char(lm, text: np.ndarray, progress: str | None = None) -> float:
+    """Bits per char over ``text`` as one stream, with the exported graph (onnxruntime);
+    ``progress``: the stage to show it as (a char a step: tens of seconds for a valid split)."""
+    from improvd.progress import stage
+
     lm.reset()
     total = 0.0
-    for i in range(len(text) - 1):
-        logits = lm.step(int(text[i]))
-        z = logits.astype(np.float64)
-        m = z.max()
-        total += (m + math.log(np.exp(z - m).sum())) - z[int(text[i + 1])]
+    with stage(progress or "", total=max(len(text) - 1, 0), unit="chars", quiet=progress is None) as shown:
+        for i in range(len(text) - 1):
+            logits = lm.step(int(text[i]))
+            z = logits.astype(np.float64)
+            m = z.max()
+            total += (m + math.log(np.exp(z - m).sum())) - z[int(text[i + 1])]
+            if i % 500 == 499:
+                shown.advance(500)
+        shown.update(completed=max(len(text) - 1, 0))
     return total / max(len(text) - 1, 1) / math.log(2)
 
 
@@ -363,8 +379,10 @@ def abc2midi_ok(text: str) -> bool | None:
         return r.returncode == 0 and (Path(d) / "t.mid").exists() and "Error" not in r.stdout + r.stderr
 
 
-def valid_tune_rate(model: str, n: int = 100, seed: int = 0, temperature: float = 1.0, constrained: bool = False) -> dict:
+def valid_tune_rate(model: str, n: int = 100, seed: int = 0, temperature: float = 1.0, constrained: bool = False,
+                    progress: str | None = None) -> dict:
     from improvd.models import load_model
+    from improvd.progress import track
 
     m = load_model(model)
     rng = np.random.default_rng(seed)
@@ -372,7 +390,7 @@ def valid_tune_rate(model: str, n: int = 100, seed: int = 0, temperature: float 
     ok = midi_ok = midi_n = 0
     lengths = []
     samples = []
-    for _ in range(n):
+    for _ in track(range(n), progress or "", unit="tunes", quiet=progress is None):
         tune = m.lm.sample_tune(rng, temperature=temperature, constrained=constrained)
         samples.append(tune)
         r = check_tune(tune)
@@ -411,38 +429,62 @@ def step_latency(model: str, n: int = 2000, seed: int = 0) -> dict:
     return {"step_ms_p50": float(np.percentile(t, 50)), "step_ms_p99": float(np.percentile(t, 99)), "steps": n}
 
 
-def evaluate(model: str, data: list[str], split: str | None, n: int, seed: int) -> dict:
-    """Valid bits/char with the exported graph (onnxruntime), valid-tune rate of ``n`` tunes
-    sampled from 'X:' at T=1.0, plain and constrained, and the step latency; a rich table."""
+N_TUNES = 100  # tunes sampled per figure: the README's and the model card's N
+
+
+def evaluation_text(data: list[str], split: str | None) -> tuple[np.ndarray, str, int]:
+    """(encoded text, what the table calls it, tunes) of the part scored: the default irish.abc's
+    valid split (10 % of its tunes, seeded, as training holds them out); a file or folder given
+    with --data whole (several: all of them), or its seeded valid/train split when --split asks."""
+    from improvd.evaluation.data import choose_split, default_data, describe, seeded_how
+
+    paths = [Path(d) for d in data] or [default_data("abc/irish.trainvalid.abc", "FILE.abc")]
+    chosen = choose_split(split, bool(data))
+    tunes: list[str] = []
+    for p in paths:
+        tunes += enc.load_folder(p, normalize=False) if p.is_dir() else enc.load_irish(p)
+    how = ""
+    if chosen in ("valid", "train"):
+        train, valid = enc.split_valid(tunes, VALID_FRACTION, VALID_SEED)
+        tunes = valid if chosen == "valid" else train
+        how = seeded_how("tunes", VALID_FRACTION, VALID_SEED)
+    return enc.encode(enc.join_tunes(tunes)), describe(chosen, paths, how), len(tunes)
+
+
+def evaluate(model: str, data: list[str], split: str | None, n: int | None, seed: int) -> dict:
+    """Bits/char with the exported graph (onnxruntime) on the part ``evaluation_text`` picks,
+    the valid-tune rate of ``n`` tunes (default 100) sampled from 'X:' at T=1.0, plain and
+    constrained, and the step latency; a rich table whose title names the part scored."""
     from rich.console import Console
     from rich.table import Table
 
     from improvd.models import load_model, resolve
 
     models = [model] if isinstance(model, str) else list(model)
+    n = n or N_TUNES
     rows = []
-    corpora = load_corpora(data, False)
-    valid = enc.encode(corpora["valid"] if (split or "valid") == "valid" else corpora["train"])
+    text, scored, n_tunes = evaluation_text(data, split)
     for name in models:
         m = load_model(name)
-        bpc = onnx_bits_per_char(m.lm, valid)
-        plain = valid_tune_rate(name, n, seed, 1.0, constrained=False)
-        cons = valid_tune_rate(name, n, seed, 1.0, constrained=True)
+        bpc = onnx_bits_per_char(m.lm, text, f"{m.card.name}: bits/char")
+        plain = valid_tune_rate(name, n, seed, 1.0, constrained=False, progress=f"{m.card.name}: sampling tunes")
+        cons = valid_tune_rate(name, n, seed, 1.0, constrained=True, progress=f"{m.card.name}: sampling tunes (constrained)")
         lat = step_latency(name, 1000, seed)
-        rows.append({"model": str(resolve(name)), "preset": m.card.training.get("preset"), "valid_bits_per_char": bpc,
+        rows.append({"model": str(resolve(name)), "preset": m.card.training.get("preset"), "scored": scored,
+                     "bits_per_char": bpc,
                      "valid_tune_rate": plain["valid_tune_rate"], "valid_tune_rate_constrained": cons["valid_tune_rate"],
                      "reasons": plain["reasons"], "reasons_constrained": cons["reasons"],
                      "abc2midi_rate": plain.get("abc2midi_rate"), "abc2midi_rate_constrained": cons.get("abc2midi_rate"),
                      "n": n, "temperature": 1.0, **lat, "params": m.card.training.get("arch")})
-    table = Table(title=f"folk: irish.abc valid ({len(valid)} chars), {n} tunes sampled from 'X:' at T=1.0")
+    table = Table(title=f"folk on the {scored}: {n_tunes} tunes, {len(text)} chars; {n} tunes sampled from 'X:' at T=1.0")
     for col in ("model", "bits/char (onnx)", "valid tunes", "valid tunes (constrained)", "abc2midi", "step p50 ms", "step p99 ms"):
         table.add_column(col)
     for r in rows:
         midi = "n/a (abc2midi not installed)" if r["abc2midi_rate"] is None else f"{r['abc2midi_rate']:.0%} / {r['abc2midi_rate_constrained']:.0%}"
-        table.add_row(Path(r["model"]).stem, f"{r['valid_bits_per_char']:.3f}", f"{r['valid_tune_rate']:.0%}",
+        table.add_row(Path(r["model"]).stem, f"{r['bits_per_char']:.3f}", f"{r['valid_tune_rate']:.0%}",
                       f"{r['valid_tune_rate_constrained']:.0%}", midi, f"{r['step_ms_p50']:.3f}", f"{r['step_ms_p99']:.3f}")
     Console().print(table)
-    return {"rows": rows}
+    return {"rows": rows, "scored": scored, "tunes": n_tunes, "chars": int(len(text))}
 
 
 # -- generation -------------------------------------------------------------------------------------------
@@ -461,10 +503,10 @@ def generate(model: str, out: Path, length: int | None, seed: int | None, temper
     temp = m.card.sampling.get("temperature", 1.0) if temperature is None else temperature
     text = m.lm.sample_tune(rng, temperature=temp, primer=primer or "X:", max_chars=length or 2000, constrained=True)
     out = Path(out)
-    if out.suffix.lower() == ".abc":  # -o tune.abc: tune.abc, tune.mid, tune.png side by side
-        abc_path = out
-    else:  # -o a folder
-        abc_path = out / "tune.abc"
+    # -o tune.abc or -o tune.mid: tune.abc, tune.mid, tune.png side by side (a .mid used to
+    # become a folder of that name); anything else is a folder
+    abc_path = out.with_suffix(".abc") if out.suffix.lower() in (".abc", ".mid", ".midi") else out / "tune.abc"
+    mid = out if out.suffix.lower() in (".mid", ".midi") else abc_path.with_suffix(".mid")
     abc_path.parent.mkdir(parents=True, exist_ok=True)
     abc_path.write_text(text + "\n")
     written = [abc_path]
@@ -472,7 +514,6 @@ def generate(model: str, out: Path, length: int | None, seed: int | None, temper
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             score = converter.parse(text, format="abc")
-        mid = abc_path.with_suffix(".mid")
         score.write("midi", fp=str(mid))
         written.append(mid)
     except Exception as e:
@@ -481,7 +522,6 @@ def generate(model: str, out: Path, length: int | None, seed: int | None, temper
     from improvd.abcstream import parse_text
 
     notes, _ = parse_text(text)
-    mid = abc_path.with_suffix(".mid")
     if mid not in written:
         written.append(_notes_midi(notes, mid))
     written.append(piano_roll(notes, abc_path.with_suffix(".png"), title=enc.header(text).get("T", "tune"),

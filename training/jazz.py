@@ -15,8 +15,10 @@ import torch.nn.functional as F
 
 from improvd.encoding import jazz as enc
 from improvd.encoding.events import transpose
-from training.corpora import load_event_pieces, shared
-from training.loop import RunDir, TrainConfig, fit, pick_device, seed_everything, split_by_piece, update
+from improvd.training.corpora import load_event_pieces, shared
+from improvd.progress import stage
+from improvd.training.config import TrainConfig
+from improvd.training.loop import RunDir, fit, pick_device, seed_everything, split_by_piece, update
 
 PRESETS = {
     # the bundled default: 2 x 384, dropout, 12-key augmentation, early stopping on valid NLL
@@ -153,8 +155,9 @@ def train(cfg: TrainConfig) -> dict:
     chords = Path(cfg.extra["chords"]) if cfg.extra.get("chords") else None
     pieces = load_event_pieces(cfg.data, shared("jazz/wjazzd_chords.trainvalid.jsonl"), chords, cfg.max_items)
     train_p, valid_p = split_by_piece(pieces, cfg.valid_fraction, cfg.seed)
-    net = JazzLSTM(p["hidden"], p["layers"], p["dropout"], p["emb"], p.get("chord_relative", False)).to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=p["lr"], weight_decay=1e-4)
+    with stage("building the model"):  # torch's first optimiser imports its compiler: seconds
+        net = JazzLSTM(p["hidden"], p["layers"], p["dropout"], p["emb"], p.get("chord_relative", False)).to(device)
+        opt = torch.optim.AdamW(net.parameters(), lr=p["lr"], weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=p["epochs"], eta_min=p["lr"] / 20)
     use_amp = cfg.amp and device.type == "cuda"
     rng = random.Random(cfg.seed)
@@ -206,7 +209,7 @@ def load_run(run_dir: Path) -> tuple[JazzLSTM, dict]:
 
 
 def export(run_dir: Path, out_prefix: Path, name: str | None = None) -> Path:
-    from training.export import export_step, specs, write_card
+    from improvd.training.export import export_step, specs, write_card
 
     net, state = load_run(run_dir)
     L, H = net.layers, net.hidden

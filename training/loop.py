@@ -8,32 +8,15 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 import torch
 
-
-@dataclass
-class TrainConfig:
-    family: str
-    preset: str = "default"
-    data: list = field(default_factory=list)
-    out: str = "runs/run"
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    hidden: int | None = None
-    device: str = "auto"
-    seed: int = 0
-    resume: bool = False
-    amp: bool = True
-    max_items: int | None = None  # train on the first N pieces (smoke tests)
-    patience: int = 6
-    valid_fraction: float = 0.1
-    extra: dict = field(default_factory=dict)
+from improvd.evaluation.data import split_by_piece  # noqa: F401  (the families import it from here)
+from improvd.training.config import TrainConfig
 
 
 def pick_device(name: str) -> torch.device:
@@ -60,14 +43,47 @@ def update(opt: torch.optim.Optimizer, loss: torch.Tensor, params=None, clip: fl
     opt.step()
 
 
-def split_by_piece(items: list, fraction: float, seed: int) -> tuple[list, list]:
-    """A train/valid split by whole piece (never by window), stable for a given seed."""
-    idx = list(range(len(items)))
-    random.Random(seed).shuffle(idx)
-    n_valid = max(1, int(round(len(items) * fraction))) if len(items) > 1 else 0
-    valid = sorted(idx[:n_valid])
-    train = sorted(idx[n_valid:])
-    return [items[i] for i in train], [items[i] for i in valid]
+# numpy arrays, as the numpy RNG state was saved before checkpoints held plain values only: a
+# restricted set (an array of a dtype, filled from bytes), so runs trained then still load.
+_OLD_NUMPY = [np.ndarray, np.dtype, type(np.dtype(np.uint32)),
+              getattr(np, "_core", getattr(np, "core", None)).multiarray._reconstruct]
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint read as data only (torch's weights_only unpickler): tensors, dicts, lists,
+    strings and numbers. A pickle can run any code while it loads, and a run folder is the kind
+    of thing people download; one that needs more than data is refused, never run."""
+    import pickle
+
+    from improvd import ImprovdError
+
+    path = Path(path)
+    try:
+        with torch.serialization.safe_globals(_OLD_NUMPY):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        try:
+            foreign = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:
+            foreign = []
+        if foreign:
+            raise ImprovdError(f"checkpoint {path} needs code to load ({', '.join(foreign[:3])}), not only data: refused; "
+                               "retrain it, or re-save its state dict as tensors if you trust where it came from") from None
+        raise ImprovdError(f"checkpoint {path} is not a readable torch checkpoint: retrain, or point at a run folder's best.pt / last.pt") from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise ImprovdError(f"checkpoint {path} cannot be read ({str(e).splitlines()[0][:120]}): retrain or copy it again") from None
+
+
+def numpy_rng_state() -> list:
+    """np.random's state as plain values (a tensor of keys), so a checkpoint stays data only."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]
+
+
+def set_numpy_rng_state(state) -> None:
+    name, keys, pos, has_gauss, cached = state
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else np.asarray(keys)
+    np.random.set_state((name, keys.astype(np.uint32), int(pos), int(has_gauss), float(cached)))
 
 
 class RunDir:
@@ -85,7 +101,7 @@ class RunDir:
 
     def load(self, which: str = "last") -> dict | None:
         p = self.path / f"{which}.pt"
-        return torch.load(p, map_location="cpu", weights_only=False) if p.exists() else None
+        return load_checkpoint(p) if p.exists() else None
 
     def write_json(self, name: str, data: dict) -> None:
         (self.path / name).write_text(json.dumps(data, indent=2, default=str) + "\n")
@@ -119,7 +135,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConf
         describe: dict | None = None, loss_label: str = "loss") -> dict:
     """Epoch loop. ``batches(epoch)`` yields batches; ``train_step`` returns the batch loss;
     ``evaluate`` returns a dict with ``valid_loss`` (lower is better) for early stopping."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from improvd.progress import stage
 
     history: list[dict] = []
     start_epoch, best, stale = 0, math.inf, 0
@@ -133,21 +149,18 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConf
             history, best, stale = state["history"], state["best"], state.get("stale", 0)
             start_epoch = state["epoch"] + 1
             torch.set_rng_state(state["torch_rng"])
-            np.random.set_state(state["numpy_rng"])
+            set_numpy_rng_state(state["numpy_rng"])
             random.setstate(state["py_rng"])
             print(f"resuming {run.path} at epoch {start_epoch}")
     t_start = time.time()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                  transient=False, disable=not _tty()) as progress:
-        task = progress.add_task(f"{cfg.family}/{cfg.preset}", total=epochs, completed=start_epoch, info="")
+    with stage(f"training {cfg.family}/{cfg.preset}", total=epochs, unit="epochs", completed=start_epoch) as progress:
         for epoch in range(start_epoch, epochs):
             model.train()
             t0 = time.time()
             losses = []
             for batch in batches(epoch):
                 losses.append(train_step(batch))
-                progress.update(task, info=f"epoch {epoch + 1} loss {losses[-1]:.4f}")
+                progress.update(info=f"epoch {epoch + 1} loss {losses[-1]:.4f}")
             if scheduler is not None:
                 scheduler.step()
             model.eval()
@@ -167,12 +180,12 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConf
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "epoch": epoch, "history": history, "best": best, "stale": stale,
                 "config": asdict(cfg), "describe": describe or {},
-                "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "py_rng": random.getstate(),
+                "torch_rng": torch.get_rng_state(), "numpy_rng": numpy_rng_state(), "py_rng": random.getstate(),
             }, best=improved)
-            progress.update(task, advance=1, info=f"train {row['train_loss']:.4f} valid {vl:.4f}")
-            if not _tty():
-                print(f"epoch {epoch + 1}/{epochs} train {row['train_loss']:.4f} " +
-                      " ".join(f"{k} {v:.4f}" for k, v in metrics.items()) + f" ({row['seconds']:.1f}s)", flush=True)
+            progress.advance(info=f"train {row['train_loss']:.4f} valid {vl:.4f}")
+            if not progress.live:  # a log gets every epoch's figures, on stderr with the other progress lines
+                progress.log(f"epoch {epoch + 1}/{epochs} train {row['train_loss']:.4f} " +
+                             " ".join(f"{k} {v:.4f}" for k, v in metrics.items()) + f" ({row['seconds']:.1f}s)")
             if cfg.patience and stale >= cfg.patience:
                 print(f"early stop at epoch {epoch + 1}: valid loss has not improved for {stale} epochs")
                 break
@@ -189,7 +202,3 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConf
     run.plot_losses(history, loss_label)
     return summary
 
-
-def _tty() -> bool:
-    import sys
-    return sys.stderr.isatty()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from improvd.chords import Chord
+from improvd.encoding import fold_to_range
 
 REST = -1
 
@@ -79,10 +80,38 @@ def transpose(events: list[Event], semitones: int, lo: int, hi: int) -> list[Eve
     for e in events:
         p = e.pitch
         if p != REST:
-            p += semitones
-            while p < lo:
-                p += 12
-            while p > hi:
-                p -= 12
+            p = fold_to_range(p + semitones, lo, hi)
         out.append(replace(e, pitch=p, chord=e.chord.transpose(semitones) if e.chord else None))
     return out
+
+
+def melody_events(perf, chord_at=None) -> list[Event]:
+    """The top line of a performance as grid events (skyline: the highest sounding note wins).
+
+    Used to train on a user's MIDI files and on the Metheny solo: a solo instrument's track
+    is monophonic already; for piano the skyline is the usual melody heuristic. ``perf`` is a
+    midi.files.Performance.
+    """
+    grid = []
+    for n in perf.notes:
+        s, e = perf.to_grid(n.start), perf.to_grid(n.end)
+        grid.append((s, max(e, s + 1), n.pitch))
+    grid.sort(key=lambda x: (x[0], -x[2]))
+    line = []
+    for s, e, p in grid:
+        if line and line[-1][0] == s:
+            continue  # a chord's lower notes
+        if line and line[-1][1] > s:
+            ps, pe, pp = line[-1]
+            line[-1] = (ps, s, pp)
+        line.append((s, e, p))
+    events = []
+    for i, (s, e, p) in enumerate(line):
+        if s >= e:
+            continue
+        nxt = line[i + 1][0] if i + 1 < len(line) else e
+        chord = chord_at(s) if chord_at else None
+        events.append(Event(p, max(1, e - s), s, chord))
+        if nxt > e:
+            events.append(Event(REST, nxt - e, e, chord_at(e) if chord_at else None))
+    return events

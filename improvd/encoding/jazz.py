@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from improvd.chords import chord_features
-from improvd.encoding import BAR_TICKS
+from improvd.encoding import BAR_TICKS, fold_to_range
 from improvd.encoding.events import REST, Event
 
 ENCODING_NAME = "jazz-events"
@@ -32,11 +32,7 @@ _DUR_ARRAY = np.array(DURATIONS)
 def pitch_token(pitch: int) -> int:
     if pitch == REST:
         return 0
-    while pitch < PITCH_LO:
-        pitch += 12
-    while pitch > PITCH_HI:
-        pitch -= 12
-    return pitch - PITCH_LO + 1
+    return fold_to_range(pitch, PITCH_LO, PITCH_HI) - PITCH_LO + 1
 
 
 def token_pitch(token: int) -> int:

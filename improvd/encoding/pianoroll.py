@@ -144,7 +144,9 @@ def load_midi_folder(path: str | Path, frame_ticks: int = JSB_FRAME_TICKS) -> li
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix.lower() in (".mid", ".midi"))
     if not files:
         raise ImprovdError(f"{path} holds no .mid files: point at a MIDI file or a folder of them")
-    return [(f.stem, load_midi_file(f, frame_ticks)) for f in files]
+    from improvd.progress import track
+
+    return [(f.stem, load_midi_file(f, frame_ticks)) for f in track(files, f"reading {path.name}", unit="files")]
 
 
 def score_to_roll(score, frame_ticks: int, chords: bool = True) -> np.ndarray:
@@ -199,8 +201,10 @@ def load_abc_folder(path: str | Path, frame_ticks: int = NOTTINGHAM_FRAME_TICKS,
     files = [path] if path.is_file() else sorted(path.rglob("*.abc"))
     if not files:
         raise ImprovdError(f"{path} holds no .abc files: point at an ABC file or a folder of them")
+    from improvd.progress import track
+
     out = []
-    for f in files:
+    for f in track(files, f"parsing {path.name} (music21)", unit="files"):  # music21: minutes for Nottingham
         try:
             parsed = converter.parse(str(f), format="abc")
         except Exception as e:
@@ -219,8 +223,12 @@ def load_music21_bach(frame_ticks: int = JSB_FRAME_TICKS, limit: int | None = No
     """music21's bundled Bach chorales (all parts), quarter-note frames like the JSB benchmark."""
     from music21 import corpus
 
+    from improvd.progress import track
+
+    chorales = corpus.chorales.Iterator(returnType="stream")
     out = []
-    for k, sc in enumerate(corpus.chorales.Iterator(returnType="stream")):
+    for k, sc in enumerate(track(chorales, "parsing music21:bach chorales", total=min(len(chorales), limit or len(chorales)),
+                                 unit="chorales")):
         roll = score_to_roll(sc, frame_ticks, chords=False)
         if len(roll):
             out.append((f"bach:{k}", roll))

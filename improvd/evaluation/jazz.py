@@ -18,7 +18,7 @@ from improvd.models import load_model, resolve
 from improvd.models.base import PlayContext
 from improvd.models.card import ModelCard
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "jazz" / "wjazzd_chords.trainvalid.jsonl"
+DEFAULT_DATA = "jazz/wjazzd_chords.trainvalid.jsonl"  # under the shared data folder
 MAX_BARS = 32
 REPEATS = 3
 
@@ -69,12 +69,12 @@ def summarise(solos) -> dict:
 
 
 # -- data ---------------------------------------------------------------------------------------
-def load_solos(data: list[str], split: str | None, card: ModelCard | None):
+def read_solos(path: Path) -> list:
+    """[(name, events)] of a WJazzD-style JSON-lines file, one solo a line."""
     from improvd.encoding.jazz import events_from_wjazzd
 
-    path = Path(data[0]) if data else DEFAULT_DATA
-    if not path.exists():
-        raise ImprovdError(f"evaluation data {path} does not exist: pass --data FILE.jsonl")
+    if not path.is_file():
+        raise ImprovdError(f"evaluation data {path} is not a file: pass --data FILE.jsonl (one solo a line)")
     solos = []
     with open(path) as f:
         for i, line in enumerate(f, 1):
@@ -83,12 +83,37 @@ def load_solos(data: list[str], split: str | None, card: ModelCard | None):
                     rec = json.loads(line)
                     solos.append((f"melid{rec.get('melid', i)}", events_from_wjazzd(rec)))
                 except (json.JSONDecodeError, KeyError, ValueError, TypeError) as e:
-                    raise ImprovdError(f"{path}:{i} is not a solo record ({e})") from None
-    if split in ("valid", "train") and card is not None:
-        names = set((card.training or {}).get("valid_names") or [])
+                    raise ImprovdError(f"{path}:{i} is not a solo record ({e}): jazz evaluates WJazzD-style JSON lines, "
+                                       "one solo a line") from None
+    return solos
+
+
+def load_solos(data: list[str], split: str | None, card: ModelCard | None) -> tuple[list, str]:
+    """(solos, what a table calls them). No --data: the valid split of the shared WJazzD file,
+    the solos the model's card names as held out (a card without them, deepjazz's: the split
+    jazz training makes, 10 % of solos, seed 0; the same 26). Files given with --data: whole,
+    unless --split valid/train asks for the same split of them."""
+    from improvd.evaluation.data import choose_split, default_data, describe, seeded_how, split_by_piece
+
+    paths = [Path(d) for d in data] or [default_data(DEFAULT_DATA, "FILE.jsonl")]
+    chosen = choose_split(split, bool(data))
+    solos = [s for p in paths for s in read_solos(p)]
+    how = ""
+    if chosen in ("valid", "train"):
+        names = set(((card.training or {}).get("valid_names") or []) if card is not None else [])
         if names:
-            solos = [s for s in solos if (s[0] in names) == (split == "valid")]
-    return path, solos
+            held = [s for s in solos if s[0] in names]
+            if not held:
+                raise ImprovdError(f"none of the solos in {' + '.join(str(p) for p in paths)} is one the model held out "
+                                   f"({len(names)} named in its card): drop --split to score the whole file")
+            solos = held if chosen == "valid" else [s for s in solos if s[0] not in names]
+            how = (f"the model's {len(names)} held-out solos" if len(held) == len(names)
+                   else f"{len(held)} of the model's {len(names)} held-out solos")
+        else:
+            train, valid = split_by_piece(solos)
+            solos = valid if chosen == "valid" else train
+            how = seeded_how("solos")
+    return solos, describe(chosen, paths, how)
 
 
 def chord_lookup(events):
@@ -109,16 +134,19 @@ def improvise(model, chord_at, n_ticks: int, rng, temperature=None) -> list[Even
     out = []
     for tick in range(n_ticks):
         for n in model.play(PlayContext(tick=tick, chord=chord_at(tick), rng=rng, temperature=t, top_p=top_p,
-                                        starting=tick == 0, pitch_range=(28, 108), extra={"chord_at": chord_at})):
+                                        starting=tick == 0, pitch_range=(28, 108), chord_at=chord_at)):
             out.append(Event(n.pitch, n.duration, tick, chord_at(tick)))
     return out
 
 
-def nll(model, solos) -> dict:
-    """Per-event NLL (nats) of pitch and duration, top-1/top-5 next-pitch accuracy (jazz family)."""
+def nll(model, solos, progress: str | None = None) -> dict:
+    """Per-event NLL (nats) of pitch and duration, top-1/top-5 next-pitch accuracy (jazz family);
+    ``progress``: the stage to show it as (one ONNX step an event: seconds a solo)."""
+    from improvd.progress import track
+
     lp = ld = 0.0
     n = c1 = c5 = 0
-    for _name, events in solos:
+    for _name, events in track(solos, progress or "", unit="solos", quiet=progress is None):
         model.reset()
         prev = None
         for e in events:
@@ -141,14 +169,19 @@ def nll(model, solos) -> dict:
             "top-1 pitch %": 100 * c1 / n, "top-5 pitch %": 100 * c5 / n, "events": n}
 
 
-def evaluate(model: str, data: list[str], split: str | None, n: int, seed: int) -> dict:
+def evaluate(model: str, data: list[str], split: str | None, n: int | None, seed: int) -> dict:
+    """The statistics of the solos ``load_solos`` picks (the first ``n`` of them when given:
+    by default all, as the README's table) beside solos each model generates over their
+    chords, and each jazz model's likelihood on all of them; the title names the part scored."""
     from rich.console import Console
     from rich.table import Table
 
+    from improvd.progress import stage
+
     m = load_model(model)
-    path, solos = load_solos(data, split or "valid", m.card)
+    solos, scored = load_solos(data, split, m.card)
     if not solos:
-        raise ImprovdError(f"{path} holds no solos for split {split!r}")
+        raise ImprovdError(f"{scored} holds no solos: check --data and --split")
     others = [model]
     if m.family == "jazz":
         try:
@@ -167,15 +200,20 @@ def evaluate(model: str, data: list[str], split: str | None, n: int, seed: int) 
         mm = m if name == model else load_model(name)
         rng = np.random.default_rng(seed)
         gen = []
-        for _rep in range(REPEATS):  # several solos per chart: the statistics are of the model, not of one draw
-            for _n, ev in cut:
-                span = ev[-1].onset + ev[-1].duration - ev[0].onset
-                shifted = [Event(e.pitch, e.duration, e.onset - ev[0].onset, e.chord) for e in ev]
-                gen.append(improvise(mm, chord_lookup(shifted), span, rng))
+        # several solos per chart: the statistics are of the model, not of one draw
+        with stage(f"{mm.card.name}: improvising over the solos' chords", total=REPEATS * len(cut), unit="solos") as shown:
+            for _rep in range(REPEATS):
+                for _n, ev in cut:
+                    span = ev[-1].onset + ev[-1].duration - ev[0].onset
+                    shifted = [Event(e.pitch, e.duration, e.onset - ev[0].onset, e.chord) for e in ev]
+                    gen.append(improvise(mm, chord_lookup(shifted), span, rng))
+                    shown.advance()
         columns[mm.card.name] = summarise(gen)
         if mm.family == "jazz":
-            likelihood[mm.card.name] = nll(mm, solos)
-    table = Table(title=f"{path.name} ({split or 'valid'}: {len(solos)} solos; statistics over {len(cut)} solos, first {MAX_BARS} bars; {REPEATS} solos generated over each solo's chords)")
+            likelihood[mm.card.name] = nll(mm, solos, f"{mm.card.name}: likelihood of the solos")
+    of = f"{len(cut)} of {len(solos)} solos" if len(cut) < len(solos) else (f"all {len(solos)} solos" if len(solos) > 1 else "its solo")
+    table = Table(title=f"{m.card.name} on the {scored}: statistics over {of}, first {MAX_BARS} bars; "
+                        f"{REPEATS} generated over each solo's chords")
     table.add_column("statistic")
     for k in columns:
         table.add_column(k, justify="right")
@@ -184,7 +222,7 @@ def evaluate(model: str, data: list[str], split: str | None, n: int, seed: int) 
     for key in ("NLL pitch (nats)", "NLL duration (nats)", "NLL total (nats)", "top-1 pitch %", "top-5 pitch %"):
         table.add_row(key, "", *[f"{likelihood[k][key]:.3f}" if k in likelihood else "n/a" for k in list(columns)[1:]])
     Console().print(table)
-    return {"columns": columns, "likelihood": likelihood, "solos": len(solos)}
+    return {"columns": columns, "likelihood": likelihood, "solos": len(solos), "compared": len(cut), "scored": scored}
 
 
 def generate(model: str, out: Path, length: int | None, seed: int | None, temperature: float | None, primer: str | None) -> list[Path]:

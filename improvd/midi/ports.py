@@ -32,9 +32,9 @@ def pick_api(backend: str) -> int:
     return rtmidi.API_LINUX_ALSA
 
 
-def _make(cls, api: int, name: str):
+def _make(cls, api: int, name: str, **options):
     try:
-        obj = cls(api, name)
+        obj = cls(api, name, **options)
     except (rtmidi.SystemError, rtmidi.RtMidiError) as e:  # no server
         which = "JACK server" if api == rtmidi.API_UNIX_JACK else "ALSA sequencer"
         raise PortError(f"cannot reach the {which} ({e}): start it (e.g. `jackd -d dummy &` or `jackd -d alsa`) or pick another --backend") from None
@@ -64,11 +64,23 @@ def jack_server_id() -> tuple | None:
     return (st.st_ino, st.st_mtime_ns)
 
 
+OWN_PORTS = ("in", "out", "panic-out", "learn-in")  # improvd's clients are NAME-in, NAME-out, ...
+
+
+def is_own(port: str, own_client: str | None) -> bool:
+    """A port of improvd's own clients (``NAME-in:in``...), never one to connect to. Only those
+    exact clients: a synth called ``NAME-synth`` is somebody else's and can be opened."""
+    if not own_client:
+        return False
+    client = port.split(":", 1)[0].lower()
+    return client in {f"{own_client}-{suffix}".lower() for suffix in OWN_PORTS}
+
+
 def match_port(ports: list[str], pattern: str, kind: str, own_client: str | None = None) -> int:
     """Index of the first port whose name holds ``pattern`` (case-insensitive)."""
     pat = pattern.lower()
     for i, name in enumerate(ports):
-        if own_client and name.lower().startswith(own_client.lower() + "-"):
+        if is_own(name, own_client):
             continue
         if pat in name.lower():
             return i
@@ -83,6 +95,57 @@ class _Silent:
         return lambda *a, **k: [] if _name == "get_ports" else None
 
 
+class JackServer:
+    """Watches the JACK server for all of one process's ports together.
+
+    A JACK client outlives its server as a zombie that still lists the old ports, so the
+    server's socket is watched: gone means down, another one (a restart, also after SIGKILL,
+    which leaves the old socket file behind) means a new server. Then every client of the
+    old server must be closed before any new one is opened: libjack frees the zombies itself
+    when the next client opens (its JackLibGlobals clean-up), so a zombie closed after that
+    is a use-after-free. Seen here: after jackd was SIGKILLed and restarted, the input port
+    was reopened and then vanished from the graph as the output's zombie was deleted, and
+    SIGTERM segfaulted in libjack. Two ports renewed one by one cannot get this order right.
+    """
+
+    def __init__(self, ports: list):
+        self.ports = ports
+        self.id = jack_server_id()
+        self.down = False
+
+    def check(self) -> str | None:
+        """'lost' when the server went, 'back' once every port is on a new server, else None."""
+        now_id = jack_server_id()
+        if now_id == self.id and not self.down:
+            return None
+        if not self.down:
+            for p in self.ports:  # every zombie goes while no new client exists
+                p._drop()
+            self.down = True
+            if now_id is None:
+                log.warning("the JACK server is gone; playing on silently, reconnecting when it is back")
+                self.id = None
+                return "lost"
+            log.warning("the JACK server was replaced; reconnecting")
+        if now_id is None:
+            return None
+        try:
+            for p in self.ports:
+                p._renew()
+        except ImprovdError:
+            for p in self.ports:
+                p._drop()
+            return None  # not accepting clients yet: next time
+        for p in self.ports:
+            try:
+                p._open()
+            except ImprovdError:
+                p.connected = False  # its device is not back yet: the port's own check finds it
+        self.id, self.down = now_id, False
+        log.warning("the JACK server is back; ports reopened")
+        return "back"
+
+
 class _Port:
     """What input and output share: open by pattern or virtually, and re-open when it returns."""
 
@@ -95,11 +158,9 @@ class _Port:
         # JACK wants one client per rtmidi object and unique client names: NAME-in, NAME-out.
         self.api, self.client, self.pattern, self.virtual, self.port_name = api, f"{client}-{port_name}", pattern, virtual, port_name
         self.base_client = client
-        self.rt = _make(self.rt_class, api, self.client)
+        self.rt = self._new_rt()
         self.connected = False
         self.lost_since: float | None = None
-        self.server = jack_server_id() if api == rtmidi.API_UNIX_JACK else None
-        self.server_down = False
         self._open(first=True)
 
     def _open(self, first: bool = False) -> None:
@@ -124,15 +185,12 @@ class _Port:
                            f"going): try again once the other clients have settled")
 
     def check(self) -> str | None:
-        """Poll once (about a second apart): 'lost' / 'back' when that changed, else None."""
-        if self.server is not None:
-            change = self._check_server()
-            if change or self.server_down:
-                return change
-        if self.virtual or self.pattern is None:
+        """Poll once (about a second apart): 'lost' / 'back' when the port itself went or came
+        back; a JACK server going or coming back is JackServer's to watch."""
+        if self.virtual or self.pattern is None or isinstance(self.rt, _Silent):
             return None
         try:
-            ports = [p for p in self.rt.get_ports() if not p.lower().startswith(self.base_client.lower() + "-")]
+            ports = [p for p in self.rt.get_ports() if not is_own(p, self.base_client)]
         except Exception:
             ports = []
         present = any(self.pattern.lower() in p.lower() for p in ports)
@@ -156,29 +214,14 @@ class _Port:
             return "back"
         return None
 
-    def _check_server(self) -> str | None:
-        """A JACK client outlives its server as a zombie that still lists the old ports, so the
-        server's socket is watched instead: gone means down, a new one means restarted."""
-        now_id = jack_server_id()
-        if now_id is None and not self.server_down:
-            self.server_down, self.connected = True, False
-            log.warning("the JACK server is gone; playing on silently, reconnecting when it is back")
-            # Let go of the dead client now: deleted after a new server is up, it unregisters
-            # by port id there, and takes down whichever new port got the same id.
-            self._drop()
-            return "lost"
-        if now_id is not None and now_id != self.server:
-            try:
-                self._renew()
-                self._open()
-            except ImprovdError:
-                return None  # back, but our source is not there yet: the port check finds it later
-            self.server, self.server_down = now_id, False
-            log.warning("the JACK server is back; %s port reopened", self.kind)
-            return "back"
-        return None
+    def describe(self) -> str:
+        """For the log: what this port is connected to."""
+        if self.virtual or self.pattern is None:
+            return f"virtual {self.client}:{self.port_name}"
+        return repr(getattr(self, "source", self.pattern))
 
     def _drop(self) -> None:
+        self.connected = False
         try:
             self.rt.delete()
         except Exception:
@@ -192,8 +235,11 @@ class _Port:
             self.rt.delete()
         except Exception:
             pass
-        self.rt = _make(self.rt_class, self.api, self.client)
+        self.rt = self._new_rt()
         self._setup()
+
+    def _new_rt(self):
+        return _make(self.rt_class, self.api, self.client)
 
     def _setup(self) -> None:
         pass
@@ -203,30 +249,55 @@ class _Port:
             self.rt.close_port()
         finally:
             self.rt.delete()
+            self.rt = _Silent()
 
 
 class InputPort(_Port):
+    """The performer's port, read by polling from the engine thread.
+
+    No Python callback is registered with rtmidi: its JACK backend calls the callback from
+    JACK's realtime process thread, which then has to take the GIL. Two things went wrong that
+    way. While the engine thread held the GIL (a model step, a rich redraw) JACK's cycle waited
+    for it, missed its deadline and lost the messages of that cycle. And at exit python-rtmidi
+    closes the client holding the GIL while libjack waits for the process thread, which waits
+    for the GIL: SIGINT was "ignored" (the exit hung), or the callback's data was freed under a
+    message in flight (SIGSEGV at exit, 1 in 20 duet runs with the performer playing). Without
+    a callback, rtmidi's process thread only queues (plain C, microseconds); ``poll`` moves the
+    queue into ours, stamped, every half millisecond while the engine sleeps.
+    """
+
     kind = "input"
     rt_class = rtmidi.MidiIn
+    RT_QUEUE = 8192  # rtmidi's own queue between two polls: a flood of 10,000 a second for 0.8 s
 
     def __init__(self, api, client, pattern, virtual, port_name="in", clock_in=False, maxlen=20000):
         self.queue: deque = deque(maxlen=maxlen)
-        self.wake = threading.Event()  # the engine thread sleeps on it between ticks
+        self.wake = threading.Event()  # set by a signal handler: stop sleeping now
         self.dropped = 0
+        self.last_input = float("-inf")  # perf_counter of the last message polled
         self.clock_in = clock_in
         super().__init__(api, client, pattern, virtual, port_name)
         self._setup()
 
+    def _new_rt(self):
+        return _make(self.rt_class, self.api, self.client, queue_size_limit=self.RT_QUEUE)
+
     def _setup(self) -> None:
         self.rt.ignore_types(sysex=True, timing=not self.clock_in, active_sense=True)
-        self.rt.set_callback(self._callback)
 
-    def _callback(self, event, _data=None):
-        # rtmidi's thread: stamp and hand over, nothing else; the engine thread does the rest.
-        if len(self.queue) == self.queue.maxlen:
-            self.dropped += 1
-        self.queue.append((event[0], time.perf_counter()))
-        self.wake.set()
+    def poll(self) -> int:
+        """Move what rtmidi queued since the last poll into ``queue``; returns how many."""
+        get = self.rt.get_message
+        n = 0
+        while True:
+            item = get()
+            if not item:
+                return n
+            if len(self.queue) == self.queue.maxlen:
+                self.dropped += 1
+            self.last_input = time.perf_counter()
+            self.queue.append((item[0], self.last_input))
+            n += 1
 
 
 class OutputPort(_Port):
@@ -235,6 +306,7 @@ class OutputPort(_Port):
 
     def __init__(self, api, client, pattern, virtual, port_name="out"):
         self.on_at_far_end: set = set()  # (channel, note) that the synth has heard start
+        self.clear_channels: list = list(range(16))  # 0-based channels clear() silences
         self._window, self._in_window = 0.0, 0
         super().__init__(api, client, pattern, virtual, port_name)
 
@@ -263,13 +335,22 @@ class OutputPort(_Port):
         elif status == 0x80 or (status == 0x90 and data[2] == 0):
             self.on_at_far_end.discard(key)
 
+    def clear(self) -> None:
+        """Pedal up and all notes off on every channel improvd uses: at start (an improvd
+        killed before may have left notes on), on every reconnection, and once more at exit."""
+        for ch in self.clear_channels:
+            self.send([0xB0 | ch, 64, 0])
+            self.send([0xB0 | ch, 123, 0])
+
     def check(self):
         change = super().check()
         if change == "back":
-            # Whatever it heard start before it went away, it now hears end.
-            for ch, note in sorted(self.on_at_far_end):
-                self.rt.send_message([0x80 | ch, note, 0])
-            self.on_at_far_end.clear()
-            for ch in range(16):
-                self.rt.send_message([0xB0 | ch, 123, 0])
+            self.reconnected()
         return change
+
+    def reconnected(self) -> None:
+        """Whatever the synth heard start before it went away, it now hears end."""
+        for ch, note in sorted(self.on_at_far_end):
+            self.send([0x80 | ch, note, 0])
+        self.on_at_far_end.clear()
+        self.clear()

@@ -9,8 +9,9 @@ re-runs history.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -42,7 +43,9 @@ class PlayContext:
     held: frozenset = frozenset()  # the performer's sounding pitches (harmonize clamps them)
     max_voices: int = 4
     pitch_range: tuple = (36, 96)
-    extra: dict = field(default_factory=dict)
+    chord_at: Callable[[int], Chord | None] | None = None  # the chart ahead, for models that plan
+    onset: bool = False  # harmonize: the performer just struck a note (react now, off the grid)
+    ban: frozenset = frozenset()  # pitches not to draw now (the voice steering out of a loop)
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,3 @@ class StepModel(ABC):
 
     @abstractmethod
     def restore(self, snap) -> None: ...
-
-    def step_cost_probe(self, rng: np.random.Generator) -> None:
-        """One full step (model + sampling) on a plausible input; used by the benchmark."""
-        self.play(PlayContext(tick=0, chord=None, rng=rng))

@@ -18,7 +18,7 @@ import numpy as np
 
 from improvd import ImprovdError
 from improvd.chords import Chord
-from improvd.encoding import BAR_TICKS, TICKS_PER_BEAT
+from improvd.encoding import BAR_TICKS, TICKS_PER_BEAT, fold_to_range
 from improvd.encoding import grammar as g
 from improvd.encoding.events import REST, Event, EventTracker
 from improvd.models.base import NoteOut, PlayContext, Step, StepModel
@@ -176,8 +176,8 @@ class DeepJazzModel(StepModel):
 
     def _harmony(self, ctx: PlayContext, tick: int) -> g.Harmony:
         chord = ctx.chord if tick == ctx.tick else None
-        if chord is None and "chord_at" in ctx.extra:
-            chord = ctx.extra["chord_at"](tick)
+        if chord is None and ctx.chord_at is not None:
+            chord = ctx.chord_at(tick)
         if chord is not None:
             self.chord = chord
         return g.Harmony.from_chord(self.chord)
@@ -206,11 +206,7 @@ class DeepJazzModel(StepModel):
         pitch = None
         if value.kind != "R":
             pitch = g.unparse_value(value, self._harmony(ctx, ctx.tick), self.prev_pitch, ctx.rng)
-            lo, hi = ctx.pitch_range
-            while pitch < lo:
-                pitch += 12
-            while pitch > hi:
-                pitch -= 12
+            pitch = fold_to_range(pitch, *ctx.pitch_range)
             self.prev_pitch = pitch
         # The seed's pruning: of elements (0,1), (2,3), ... the second note is dropped when it
         # repeats the first's pitch; its time stays silent.
@@ -222,9 +218,3 @@ class DeepJazzModel(StepModel):
         if pitch is None or repeat:
             return []
         return [NoteOut(int(pitch), VELOCITY, ticks)]
-
-    def step_cost_probe(self, rng: np.random.Generator) -> None:
-        """One full step: a value drawn, post-processed, unparsed, and the next one drawn."""
-        self.busy_until = 0
-        self.pending = None
-        self.play(PlayContext(tick=0, chord=Chord(2, "min7"), rng=rng, temperature=0.5))

@@ -27,6 +27,7 @@ import numpy as np
 
 from improvd.abcstream import AbcMark, AbcNote, AbcStream
 from improvd.encoding import abc as enc
+from improvd.encoding import fold_to_range
 from improvd.encoding.events import REST, EventTracker
 from improvd.models.base import NoteOut, PlayContext, Step, StepModel
 from improvd.models.card import ModelCard, ModelError, check_encoding, open_session
@@ -330,23 +331,30 @@ class FolkModel(StepModel):
         shape = next(s.shape for s in card.inputs if s.name == "h")
         self.lm = CharLM(self.sess, (int(shape[0]), 1, int(shape[2])), enc.VOCAB)
         d = card.encoding.get("defaults", {})
-        self.key_name = d.get("key", "D Major")
+        self.key_name = self.home_key = d.get("key", "D Major")  # home: what a reset starts from
         self.meter_name = d.get("meter", "4/4")
         self.unit_name = d.get("unit", "1/8")
         self.auto_key = False
         self.reset()
 
     def configure(self, settings) -> None:
-        """Key and meter from the settings; key "auto" re-detects the key from each phrase."""
-        if settings.meter:
-            self.meter_name = settings.meter
-        self.auto_key = settings.key == "auto"
-        if not self.auto_key:
-            self.key_name = settings.key
+        """Key and meter from the settings; key "auto" re-detects the key from each phrase. The
+        ABC header changes with them, so the state starts afresh, and only then."""
+        meter, auto = settings.meter or self.meter_name, settings.key == "auto"
+        wanted = (meter, auto, None if auto else settings.key)
+        if getattr(self, "_configured", None) == wanted:
+            return
+        self._configured = wanted
+        self.meter_name, self.auto_key = meter, auto
+        if not auto:
+            self.home_key = settings.key
         self.reset()
 
     # -- state ---------------------------------------------------------------------------------
     def reset(self) -> None:
+        """A fresh tune in the home key: a key detected from the last piece's phrases must not
+        carry over (left in Ab major, the next call took 70-83 s of the bar sampler's retries)."""
+        self.key_name = self.home_key
         self.lm.reset()
         self.tracker = EventTracker()
         self.queue = enc.header_text(self.key_name, self.meter_name, self.unit_name)
@@ -472,15 +480,7 @@ class FolkModel(StepModel):
             lo, hi = ctx.pitch_range
             pitches = n.pitches or (n.pitch,)
             for p in pitches[-ctx.max_voices:]:
-                while p < lo:
-                    p += 12
-                while p > hi:
-                    p -= 12
-                out.append(NoteOut(int(p), 90, int(n.duration)))
+                out.append(NoteOut(int(fold_to_range(p, lo, hi)), 90, int(n.duration)))
         if not filled:
             self._fill(ctx, SAMPLE_BUDGET)  # the next notes, while these sound
         return out
-
-    def step_cost_probe(self, rng: np.random.Generator) -> None:
-        idx = self.lm.last if self.lm.last is not None else enc.CHAR_INDEX["|"]
-        self.lm.sample_next(idx, rng)

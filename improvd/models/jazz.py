@@ -23,7 +23,9 @@ class JazzModel(StepModel):
 
     def __init__(self, card: ModelCard, card_path: Path):
         super().__init__(card, card_path)
-        check_encoding(card, enc.ENCODING_NAME, enc.ENCODING_VERSION, card_path)
+        check_encoding(card, enc.ENCODING_NAME, enc.ENCODING_VERSION, card_path, expect={
+            "pitch_range": [enc.PITCH_LO, enc.PITCH_HI], "durations": list(enc.DURATIONS),
+            "n_pitch": enc.N_PITCH, "n_dur": enc.N_DUR})
         self.sess = open_session(card, card_path)
         shape = next(s.shape for s in card.inputs if s.name == "h")
         self.state_shape = (int(shape[0]), 1, int(shape[2]))
@@ -101,13 +103,23 @@ class JazzModel(StepModel):
             self._mask_key = key
         return self._mask
 
+    def _token_pitches(self) -> np.ndarray:
+        if getattr(self, "_pitches", None) is None:
+            self._pitches = np.array([enc.token_pitch(t) for t in range(enc.N_PITCH)])
+        return self._pitches
+
     def _choose(self, onset: int, chord, ctx: PlayContext, starting: bool):
         before = (self.h, self.c)
         pl, dl, h, c = self._run(onset, chord)
         mask = self._range_mask(ctx.pitch_range)
-        if starting:
+        if starting or ctx.ban:
             mask = mask.copy()
+        if starting:
             mask[0] = True  # an answer opens with a note, so it is heard when it is due
+        if ctx.ban:
+            banned = mask | np.isin(self._token_pitches(), list(ctx.ban))
+            if not banned.all():
+                mask = banned
         pt = sample(pl, ctx.rng, ctx.temperature, ctx.top_p, mask)
         # Rhythm is sampled on its own settings: narrowing it (top-p) crowds out rests and
         # long notes, and the answer turns into running 8ths.
@@ -121,7 +133,7 @@ class JazzModel(StepModel):
     def play(self, ctx: PlayContext) -> list[NoteOut]:
         if ctx.tick < self.busy_until:
             return []
-        chord_at = ctx.extra.get("chord_at", lambda t: ctx.chord)
+        chord_at = ctx.chord_at or (lambda t: ctx.chord)
         if self.pending is not None and self.pending[0].onset == ctx.tick and not ctx.starting:
             ev, self.h, self.c = self.pending
         else:

@@ -10,6 +10,8 @@ the frame before; each finished frame (the performer's pitches and the machine's
 
 from __future__ import annotations
 
+import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -66,24 +68,44 @@ def voice_lead(marg: np.ndarray, sample: np.ndarray, clamp: np.ndarray, allow: n
     """Added pitches for a harmony: candidates are the unclamped keys in range that the sample
     turned on or whose marginal passes ``threshold``; each scores its marginal discounted by its
     distance (semitones) to the nearest pitch of the previous harmony, so voices move little.
-    Two candidates a semitone apart are not both taken (a cluster is rarely what was meant)."""
-    cand = np.flatnonzero(((sample > 0.5) | (marg >= threshold)) & allow & ~clamp)
-    if len(cand) == 0:
-        return []
-    score = marg[cand].astype(np.float64)
-    if previous:
-        prev = np.asarray(previous) - enc.LOWEST
-        dist = np.abs(cand[:, None] - prev[None, :]).min(1)
-        score = score * np.exp(-dist / 7.0)
+    Two candidates a semitone apart are not both taken (a cluster is rarely what was meant).
+
+    When none is taken, the keys within half of the best marginal (none a semitone from the
+    melody) are the candidates: an unsure RBM (a fresh state, or one fed silence) gave no voice
+    on about 5 % of onsets, and that note's harmony came only with the next frame, up to a beat
+    late (the harmonize reaction's 137-196 ms outliers)."""
+    # Plain Python over 88 keys, not numpy: on the reaction's path, each distinct numpy call
+    # costs tens of microseconds when its code has gone cold (after a pause in the playing);
+    # this took 1.0 ms after 0.2 s idle with numpy, 0.3 ms so (the same choices, checked).
+    mg, on, ok = marg.tolist(), clamp.tolist(), allow.tolist()
+    clamped = [i for i, c in enumerate(on) if c]
+    free = [i for i in range(len(mg)) if ok[i] and not on[i]]
+    taken = sample.tolist()
+    prev = [p - enc.LOWEST for p in previous]
+    chosen = _lead([i for i in free if taken[i] > 0.5 or mg[i] >= threshold], mg, clamped, prev, max_voices)
+    if not chosen:
+        pool = [i for i in free if not any(abs(i - j) == 1 for j in clamped)]  # _lead never takes these
+        if pool:
+            best = max(mg[i] for i in pool)
+            chosen = _lead([i for i in pool if mg[i] >= 0.5 * best], mg, clamped, prev, max_voices)
+    return sorted(i + enc.LOWEST for i in chosen)
+
+
+def _lead(cand: list[int], marg: list[float], clamped: list[int], prev: list[int], max_voices: int) -> list[int]:
+    """Unit indices taken from ``cand`` by voice_lead's score and its no-semitone rule."""
+    if prev:
+        score = [marg[i] * math.exp(-min(abs(i - j) for j in prev) / 7.0) for i in cand]
+    else:
+        score = [marg[i] for i in cand]
     chosen: list[int] = []
-    clamped = set(np.flatnonzero(clamp).tolist())
-    for i in cand[np.argsort(-score, kind="stable")]:
+    for x in sorted(range(len(cand)), key=lambda x: -score[x]):  # stable: ties keep key order
+        i = cand[x]
         if len(chosen) >= max_voices:
             break
-        if any(abs(int(i) - j) == 1 for j in chosen) or any(abs(int(i) - j) == 1 for j in clamped):
+        if any(abs(i - j) == 1 for j in chosen) or any(abs(i - j) == 1 for j in clamped):
             continue
-        chosen.append(int(i))
-    return sorted(i + enc.LOWEST for i in chosen)
+        chosen.append(i)
+    return chosen
 
 
 class RnnRbmModel(StepModel):
@@ -92,7 +114,8 @@ class RnnRbmModel(StepModel):
 
     def __init__(self, card: ModelCard, card_path: Path, gibbs_steps: int | None = None):
         super().__init__(card, card_path)
-        check_encoding(card, enc.ENCODING_NAME, enc.ENCODING_VERSION, card_path)
+        check_encoding(card, enc.ENCODING_NAME, enc.ENCODING_VERSION, card_path,
+                       expect={"lowest": enc.LOWEST, "units": enc.UNITS})
         self.sess = open_session(card, card_path)
         npz_name = next((f for f in card.files if f.endswith(".npz")), None)
         if npz_name is None:
@@ -108,10 +131,14 @@ class RnnRbmModel(StepModel):
                 self.bv0 = np.asarray(z["bv0"], np.float64)
                 self.bh0 = np.asarray(z["bh0"], np.float64)
                 self.u0 = np.asarray(z["u0"], np.float32)[None, :]
-        except (KeyError, ValueError, OSError) as e:
-            raise ModelError(f"parameter file {npz} is unreadable or lacks W/bv0/bh0/u0 ({e}): re-export the model") from None
-        if self.W.shape[0] != enc.UNITS:
-            raise ModelError(f"model {card_path} has {self.W.shape[0]} visible units, pianoroll88 needs {enc.UNITS}: re-export it")
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+            raise ModelError(f"parameter file {npz} is unreadable or lacks W/bv0/bh0/u0 ({str(e)[:80]}): re-export the model") from None
+        if self.W.ndim != 2 or self.W.shape[0] != enc.UNITS:
+            raise ModelError(f"model {card_path} has W of shape {self.W.shape}, pianoroll88 needs ({enc.UNITS}, hidden): re-export it")
+        if self.bv0.shape != (enc.UNITS,) or self.bh0.shape != (self.W.shape[1],) or self.u0.ndim != 2:
+            raise ModelError(f"parameter file {npz} has biases of shapes {self.bv0.shape}, {self.bh0.shape} for W {self.W.shape}: re-export the model")
+        if not all(np.isfinite(a).all() for a in (self.W, self.bv0, self.bh0, self.u0)):
+            raise ModelError(f"parameter file {npz} holds NaN or infinite weights: re-export the model")
         self.frame_ticks = int((card.grid or {}).get("frame_ticks", enc.JSB_FRAME_TICKS))
         self.k = int(gibbs_steps or (card.sampling or {}).get("gibbs_steps", 25))
         self._range_key = None
@@ -126,6 +153,7 @@ class RnnRbmModel(StepModel):
         self.own: set[int] = set()  # what the machine sounded in the current frame
         self.sounding: list[int] = []  # the harmony it wants sounding now
         self.answering = False
+        self._ready = None
 
     def snapshot(self):
         return (self.u.copy(), self.bv.copy(), self.bh.copy(), self.frame_index, set(self.performer),
@@ -136,10 +164,13 @@ class RnnRbmModel(StepModel):
         self.u, self.bv, self.bh = u.copy(), bv.copy(), bh.copy()
         self.frame_index, self.performer, self.own, self.sounding = fi, set(perf), set(own), list(sounding)
 
+    def _run(self, pitches) -> tuple:
+        """One ONNX step from the current state: (u, bv, bh) of the next frame, not yet taken."""
+        u, bv, bh = self.sess.run(None, {"v_t": enc.frame(pitches)[None, :], "u_prev": self.u})
+        return u, bv[0].astype(np.float64), bh[0].astype(np.float64)
+
     def _step(self, pitches) -> None:
-        v = enc.frame(pitches)[None, :]
-        u, bv, bh = self.sess.run(None, {"v_t": v, "u_prev": self.u})
-        self.u, self.bv, self.bh = u, bv[0].astype(np.float64), bh[0].astype(np.float64)
+        self.u, self.bv, self.bh = self._run(pitches)
 
     def _advance_to(self, tick: int) -> None:
         """Close every frame before the one holding ``tick``: each goes into the recurrence."""
@@ -150,7 +181,12 @@ class RnnRbmModel(StepModel):
         if f <= self.frame_index:
             return
         gap = f - self.frame_index
-        self._step(self.performer | self.own)
+        closing = self.performer | self.own
+        ready, self._ready = self._ready, None
+        if ready is not None and ready[0] is self.u and ready[1] == closing:
+            self.u, self.bv, self.bh = ready[2]  # stepped on the frame's last tick, from this very state
+        else:
+            self._step(closing)
         held = self.performer & set(self._held_now)
         for _ in range(min(gap - 1, MAX_CATCH_UP)):  # frames nobody spoke in: what stayed held
             self._step(held | set(self.sounding))
@@ -159,6 +195,7 @@ class RnnRbmModel(StepModel):
         self.own = set(self.sounding)
 
     _held_now: frozenset = frozenset()
+    _ready: tuple | None = None  # (state it was stepped from, frame content, its step): see listen
 
     # -- performer ---------------------------------------------------------------------------------
     def listen(self, step: Step) -> None:
@@ -166,6 +203,14 @@ class RnnRbmModel(StepModel):
         self._held_now = step.held
         self.performer |= set(step.held)
         self.performer |= {p for p, _ in step.onsets}
+        if (step.tick + 1) % self.frame_ticks == 0 and self.frame_index is not None:
+            # The frame's last tick: its ONNX step now, on the clock's time, taken when the
+            # frame closes if nothing changed it meanwhile (nothing does before the close: the
+            # next play() or listen() closes it first). Otherwise the harmonize reaction to a
+            # note-on in this last tick paid the step (1-2.6 ms, up to 9.6 ms on a loaded machine,
+            # measured) before its first harmony note could leave.
+            closing = self.performer | self.own
+            self._ready = (self.u, closing, self._run(closing))
 
     def begin_answer(self, tick: int) -> None:
         self.answering = True
@@ -205,8 +250,8 @@ class RnnRbmModel(StepModel):
     def play(self, ctx: PlayContext) -> list[NoteOut]:
         self._advance_to(ctx.tick)
         on_grid = ctx.tick % self.frame_ticks == 0
-        onset = bool(ctx.extra.get("onset"))
-        if onset or ctx.extra.get("mode") == "harmonize":
+        onset = ctx.onset
+        if onset:
             # harmonize: the notes wanted SOUNDING now; the engine keeps those returned again
             if not ctx.held:
                 self.sounding = []
@@ -222,6 +267,3 @@ class RnnRbmModel(StepModel):
         self.sounding = self.free_frame(ctx.rng, ctx.max_voices, ctx.pitch_range, ctx.temperature)
         self.own |= set(self.sounding)
         return [NoteOut(p, 80, self.frame_ticks) for p in self.sounding]
-
-    def step_cost_probe(self, rng: np.random.Generator) -> None:
-        self.play(PlayContext(tick=0, chord=None, rng=rng, held=frozenset({60, 64, 67}), extra={"onset": True}))

@@ -1,5 +1,6 @@
 """After training on the GPU box: slim checkpoints into $OUT and time the step of each preset
-there (torch on CUDA, and onnxruntime with the providers the box has)."""
+there (torch on CUDA, and onnxruntime with the providers the box has). A job script, not part
+of the installed package: scripts/gpu_folk.sh runs it (python3 scripts/gpu_folk_slim.py OUT [RUN ...])."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import torch
 
 def slim(run: Path, out: Path, preset: str) -> None:
     which = "best" if (run / "best.pt").exists() and preset != "mit" else "last"
-    s = torch.load(run / f"{which}.pt", map_location="cpu", weights_only=False)
+    from improvd.training.loop import load_checkpoint
+
+    s = load_checkpoint(run / f"{which}.pt")
     model = s["model"]
     if sum(v.numel() for v in model.values()) * 4 > 15e6:
         model = {k: v.half() for k, v in model.items()}  # transfer limit; widened to fp32 on export
@@ -27,7 +30,7 @@ def slim(run: Path, out: Path, preset: str) -> None:
 
 
 def time_steps(run: Path, n: int = 2000) -> dict:
-    from training.folk import export, load_run, step_module
+    from improvd.training.folk import export, load_run, step_module
 
     net, _ = load_run(run)
     res = {}
@@ -47,7 +50,9 @@ def time_steps(run: Path, n: int = 2000) -> dict:
             times.append(time.perf_counter() - t0)
     t = np.array(times[100:]) * 1e3
     res["torch_cuda_step_ms_p50"], res["torch_cuda_step_ms_p99"] = float(np.percentile(t, 50)), float(np.percentile(t, 99))
-    import onnxruntime as ort
+    from improvd.models.runtime import ort as load_ort
+
+    ort = load_ort()  # telemetry off, as everywhere in improvd
 
     prefix = Path("/tmp") / f"folk-{run.name}"
     export(run, prefix)

@@ -1,0 +1,310 @@
+"""The tempo tracker as a sideman: it finds the performer's beat from note-ons, follows a
+ritardando and a tempo jump, keeps swing at its tempo, finds beat one, takes a count-in, and on
+bad input (one note, random onsets, a flood) says it is unsure and never leaves 30-300 BPM.
+
+Performances are made here, with known beat times, so every check is against the truth.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from improvd.tempo import (MAX_BPM, MIN_BPM, BeatGrid, TempoTracker, TrackerSettings, bench_update,
+                           onset_features, parse_meter)
+
+
+@dataclass(frozen=True)
+class Performance:
+    notes: list[tuple[float, int, int]]  # (time, pitch, velocity), in time order
+    beats: np.ndarray  # the true beat times
+    meter: int
+
+    @property
+    def downbeats(self) -> np.ndarray:
+        return self.beats[:: self.meter]
+
+
+def perform(tempo, beats: int, meter: int = 4, swing: float = 0.0, eighths: bool = True, chords: bool = True,
+            jitter: float = 0.004, seed: int = 0) -> Performance:
+    """A pianist's pattern: beat one a low chord, the other beats a bass note, a melody note on
+    each beat and (eighths) on each off-beat, swung by ``swing`` (1/3: the off-beat at 2/3).
+    ``tempo(b)`` is the BPM of beat b, so ritardandos and jumps are exact."""
+    rng = np.random.default_rng(seed)
+    times = [1.0]
+    for b in range(beats):
+        times.append(times[-1] + 60.0 / tempo(b))
+    notes = []
+    for b in range(beats):
+        t, period = times[b], times[b + 1] - times[b]
+        on = lambda: t + rng.normal(0, jitter)  # noqa: E731
+        if b % meter == 0 and chords:
+            at = on()
+            notes += [(at, 40, 96), (at + 0.003, 47, 90), (at + 0.006, 64, 84)]
+        else:
+            notes.append((on(), 52, 72))
+            notes.append((on() + 0.004, int(rng.integers(62, 74)), 66))
+        if eighths:
+            off = t + period * 0.5 * (1 + swing) + rng.normal(0, jitter)
+            notes.append((off, int(rng.integers(62, 76)), 54))
+    notes.sort()
+    return Performance(notes, np.array(times[:beats]), meter)
+
+
+def steady(bpm):
+    return lambda b: bpm
+
+
+def follow(perf: Performance, **kw) -> tuple[TempoTracker, list]:
+    """Feed the performance; before each note-on, note the prediction of the next beat."""
+    tracker = TempoTracker(meter=kw.pop("meter", perf.meter), **kw)
+    predictions = []
+    for t, pitch, velocity in perf.notes:
+        predictions.append(tracker.estimate(t))
+        tracker.onset(t, pitch, velocity)
+    return tracker, predictions
+
+
+def beat_errors(perf: Performance, predictions, after_beat: int) -> np.ndarray:
+    """Seconds between each predicted next beat and the true beat nearest it, for predictions
+    made after ``after_beat`` (the lock-in)."""
+    start = perf.beats[after_beat]
+    errs = [min(abs(perf.beats - e.next_beat_time)) for e in predictions if e.time > start]
+    return np.array(errs)
+
+
+def locked_at_beat(perf: Performance, predictions) -> int | None:
+    """The beat by which the tracker reported itself locked for good."""
+    last_unlocked = max((i for i, e in enumerate(predictions) if not e.locked), default=-1)
+    if last_unlocked + 1 >= len(predictions):
+        return None
+    return int(np.searchsorted(perf.beats, predictions[last_unlocked + 1].time))
+
+
+@pytest.mark.parametrize("bpm", [72, 97, 180])
+@pytest.mark.parametrize("chords", [True, False])
+def test_locks_within_eight_beats_and_predicts_beats_within_30ms(bpm, chords):
+    perf = perform(steady(bpm), 48, chords=chords, seed=bpm)
+    tracker, predictions = follow(perf)
+    assert locked_at_beat(perf, predictions) <= 8
+    end = tracker.estimate(perf.notes[-1][0])
+    assert end.bpm == pytest.approx(bpm, rel=0.04) and end.heard_bpm == pytest.approx(bpm, rel=0.04)
+    errors = beat_errors(perf, predictions, after_beat=8)
+    assert np.median(errors) < 0.030
+    assert np.mean(errors < 0.030) >= 0.8
+
+
+def test_swing_is_followed_at_its_tempo_not_at_the_hemiola():
+    """Swung eighths (off-beat at 2/3) also fit a straight grid 1.5x as fast: a sideman hears the
+    beat, not the long-short pairs."""
+    for bpm, swing in ((150, 1 / 3), (200, 0.25)):
+        perf = perform(steady(bpm), 64, swing=swing, chords=False, seed=3)
+        tracker, predictions = follow(perf)
+        assert tracker.estimate(perf.notes[-1][0]).bpm == pytest.approx(bpm, rel=0.04)
+        assert np.median(beat_errors(perf, predictions, after_beat=12)) < 0.030
+
+
+def test_ritardando_is_followed_and_settles_on_the_new_tempo():
+    def rit(b):  # 120 for 24 beats, down to 80 over 16 beats, then 80
+        return 120.0 if b < 24 else max(80.0, 120.0 - 40.0 * (b - 24) / 16)
+
+    perf = perform(rit, 64, seed=5)
+    tracker, predictions = follow(perf)
+    before = [e for e in predictions if perf.beats[12] < e.time < perf.beats[24]]
+    assert all(e.locked for e in before)
+    assert np.median([e.bpm for e in before]) == pytest.approx(120, rel=0.04)
+    assert tracker.estimate(perf.notes[-1][0]).bpm == pytest.approx(80, rel=0.04)
+    after = beat_errors(perf, [e for e in predictions if e.time > perf.beats[48]], after_beat=48)
+    assert np.median(after) < 0.030
+
+
+def test_tempo_jump_is_taken_within_eight_beats():
+    perf = perform(lambda b: 100.0 if b < 32 else 140.0, 72, seed=7)
+    tracker, predictions = follow(perf)
+    settled = [e.bpm for e in predictions if e.time > perf.beats[32 + 8]]
+    assert np.median(settled) == pytest.approx(140, rel=0.04)
+    assert np.median(beat_errors(perf, predictions, after_beat=40)) < 0.030
+    before = [e.bpm for e in predictions if perf.beats[12] < e.time < perf.beats[32]]
+    assert np.median(before) == pytest.approx(100, rel=0.04)
+
+
+def test_rubato_does_not_make_the_reported_tempo_wobble():
+    """+-4 % of push and pull around 110 every beat: the grid bends, the reported bpm holds."""
+    perf = perform(lambda b: 110.0 * (1 + 0.04 * math.sin(b * 1.3)), 64, seed=11)
+    _, predictions = follow(perf)
+    reported = [e.bpm for e in predictions if e.time > perf.beats[16]]
+    changes = sum(1 for a, b in zip(reported, reported[1:]) if a != b)
+    assert np.median(reported) == pytest.approx(110, rel=0.04)
+    assert changes < len(reported) / 10
+
+
+def test_beat_one_is_found_in_three_four():
+    perf = perform(steady(90), 48, meter=3, seed=13)
+    tracker, predictions = follow(perf)
+    late = [e for e in predictions if e.time > perf.beats[24]]
+    errors = [min(abs(perf.downbeats - e.next_downbeat_time)) for e in late]
+    assert np.median(errors) < 0.030
+    grid = BeatGrid(TempoTracker(meter=3))
+    beats = []
+    for t, p, v in perf.notes:
+        beats += grid.advance(math.nextafter(t, -math.inf)) if grid.time is not None else []
+        grid.tracker.onset(t, p, v)
+        beats += grid.advance(t)
+    down = [b for b in beats if b.downbeat and b.time > perf.beats[24]]
+    assert down and all(min(abs(perf.downbeats - b.time)) < 0.05 for b in down)
+
+
+def test_count_in_locks_tempo_phase_and_bar_at_once():
+    period = 60.0 / 96
+    tracker = TempoTracker(meter=4)
+    for i in range(4):
+        tracker.onset(2.0 + i * period, 76, 100)
+    e = tracker.estimate(2.0 + 3 * period + 0.01)
+    assert e.locked and e.bpm == pytest.approx(96, rel=0.01)
+    one = 2.0 + 4 * period  # the beat after the count-in is beat one
+    assert e.next_beat_time == pytest.approx(one, abs=0.005)
+    assert e.next_downbeat_time == pytest.approx(one, abs=0.005)
+
+
+def test_only_a_count_in_overrides_the_tempo_prior():
+    """Four notes a second apart: struck on one key they are a count-in, taken as 60 BPM at once
+    even though the prior centres on 120; as a melody they are only evidence, and four notes do
+    not outweigh the prior's preference for 120 (whose grid fits them as well)."""
+    results = {}
+    for name, pitches in (("count-in", (76, 76, 76, 76)), ("melody", (60, 62, 64, 65))):
+        tracker = TempoTracker(fallback_bpm=120, meter=4)
+        for i, pitch in enumerate(pitches):
+            tracker.onset(1.0 + i, pitch, 80)
+        results[name] = tracker.estimate(4.1)
+    assert results["count-in"].locked and results["count-in"].bpm == pytest.approx(60, rel=0.01)
+    assert results["count-in"].next_downbeat_time == pytest.approx(5.0, abs=0.005)
+    assert results["melody"].bpm != pytest.approx(60, rel=0.04)
+
+
+def test_beat_grid_counts_each_beat_once_in_order():
+    perf = perform(lambda b: 100.0 if b < 20 else 130.0, 40, seed=17)
+    tracker = TempoTracker()
+    grid = BeatGrid(tracker)
+    beats, last = [], None
+    for t, p, v in perf.notes:
+        if grid.time is not None:
+            got = grid.advance(math.nextafter(t, -math.inf))
+            assert all(b.time < t for b in got)
+            beats += got
+        tracker.onset(t, p, v)
+        beats += grid.advance(t)
+    indices = [b.index for b in beats]
+    assert indices == sorted(set(indices)) and indices == list(range(indices[0], indices[-1] + 1))
+    assert all(b2.time >= b1.time for b1, b2 in zip(beats, beats[1:]))
+
+
+# ---------------------------------------------------------------- bad input
+def assert_in_range(e):
+    assert MIN_BPM <= e.bpm <= MAX_BPM and MIN_BPM <= e.heard_bpm <= MAX_BPM
+    assert 0.0 <= e.confidence <= 1.0
+    assert e.next_beat_time >= e.time - 1e-9 and e.next_downbeat_time >= e.next_beat_time - 1e-9
+
+
+def test_single_note_is_unsure_and_keeps_the_fallback():
+    tracker = TempoTracker(fallback_bpm=96)
+    tracker.onset(5.0, 60, 90)
+    for now in (5.0, 5.5, 60.0):
+        e = tracker.estimate(now)
+        assert_in_range(e)
+        assert not e.locked and e.bpm == 96 and e.confidence < 0.3
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_onsets_are_unsure(seed):
+    rng = np.random.default_rng(seed)
+    tracker = TempoTracker(fallback_bpm=120)
+    t = 1.0
+    confidences = []
+    for _ in range(300):
+        t += rng.exponential(rng.choice([0.12, 0.25, 0.4]))
+        tracker.onset(t, int(rng.integers(36, 96)), int(rng.integers(20, 127)))
+        e = tracker.estimate(t)
+        assert_in_range(e)
+        confidences.append(e.confidence)
+    assert np.median(confidences[50:]) < 0.3
+    assert np.mean([c >= 0.3 for c in confidences[50:]]) < 0.1
+
+
+def test_flood_is_ignored_and_the_confident_tempo_kept():
+    perf = perform(steady(110), 32, seed=19)
+    tracker, _ = follow(perf)
+    before = tracker.estimate(perf.notes[-1][0])
+    assert before.locked
+    rng = np.random.default_rng(0)
+    start = perf.notes[-1][0] + 0.5
+    flood = np.sort(start + rng.random(10000))
+    for t in flood:
+        tracker.onset(t, int(rng.integers(0, 128)), int(rng.integers(1, 128)))
+    during = tracker.estimate(flood[-1])
+    assert_in_range(during)
+    assert not during.locked and during.confidence == 0.0
+    assert during.bpm == pytest.approx(before.bpm)
+    fresh = TempoTracker(fallback_bpm=100)
+    for t in flood:
+        fresh.onset(t, 60, 100)
+    e = fresh.estimate(flood[-1])
+    assert_in_range(e)
+    assert not e.locked and e.bpm == 100
+
+
+@hsettings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.0, 0.5), st.integers(0, 127), st.integers(1, 127)), min_size=1, max_size=120),
+       st.floats(MIN_BPM, MAX_BPM), st.sampled_from([2, 3, 4, "6/8"]))
+def test_any_stream_stays_within_30_300(steps, fallback, meter):
+    tracker = TempoTracker(fallback_bpm=fallback, meter=meter)
+    t = 0.0
+    for gap, pitch, velocity in steps:
+        t += gap
+        tracker.onset(t, pitch, velocity)
+        assert_in_range(tracker.estimate(t))
+    assert_in_range(tracker.estimate(t + 100.0))
+
+
+# ---------------------------------------------------------------- seams
+def test_meter_strings():
+    assert parse_meter(4) == (4, False) and parse_meter("3/4") == (3, False)
+    assert parse_meter("6/8") == (2, True) and parse_meter("12/8") == (4, True)
+
+
+def test_fitted_features_are_the_trackers_own():
+    """The onset model is fitted on onset_features; the tracker must form the same clusters with
+    the same features, or the fit describes something the tracker never sees."""
+    perf = perform(steady(120), 24, seed=23)
+    times = np.array([n[0] for n in perf.notes])
+    pitches = np.array([n[1] for n in perf.notes])
+    velocities = np.array([n[2] for n in perf.notes])
+    starts, features = onset_features(times, pitches, velocities)
+    tracker = TempoTracker()
+    seen = []
+    for t, p, v in perf.notes:
+        if tracker._cluster_t is not None and t - tracker._cluster_t >= tracker.settings.chord_window:
+            seen.append((tracker._cluster_t, tracker._x))
+        tracker.onset(t, p, v)
+    seen.append((tracker._cluster_t, tracker._x))
+    assert np.allclose([s[0] for s in seen], starts)
+    assert np.allclose([s[1] for s in seen], features)
+
+
+def test_bench_update_reports_the_cost():
+    r = bench_update(400)
+    assert r["notes"] == 400 and 0 < r["p50_us"] <= r["p99_us"] <= r["max_us"]
+    assert MIN_BPM <= r["bpm"] <= MAX_BPM
+
+
+def test_the_tracker_imports_nothing_offline():
+    probe = ("import sys, improvd.tempo as t; t.TempoTracker().onset(1.0, 60, 90); "
+             "print(','.join(sorted(m for m in ('librosa', 'mir_eval', 'pretty_midi', 'scipy', 'sklearn', 'torch') if m in sys.modules)) or 'clean')")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "clean"

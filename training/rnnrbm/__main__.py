@@ -1,0 +1,5 @@
+import sys
+
+from improvd.training.rnnrbm.cli import main
+
+sys.exit(main())
