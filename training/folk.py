@@ -9,6 +9,7 @@ lab's irish.abc, read as one stream with the state carried across tunes.
 from __future__ import annotations
 
 import math
+import re
 import time
 from pathlib import Path
 
@@ -364,7 +365,10 @@ def _body_lines(text: str) -> list[str]:
     return [ln + "\n" for ln in lines[k + 1:] if ln.strip() and not (len(ln) > 1 and ln[1] == ":")]
 
 
-def abc2midi_ok(text: str) -> bool | None:
+def abc2midi_check(text: str) -> dict | None:
+    """The seeds' own renderer on one tune: abc2midi's exit status and its messages, split into
+    errors ("Error in line-char ...") and warnings ("Warning in line-char ..."); None where
+    abc2midi is not installed. ``ok``: exit 0, a MIDI file written and no error line."""
     import shutil
     import subprocess
     import tempfile
@@ -375,23 +379,55 @@ def abc2midi_ok(text: str) -> bool | None:
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "t.abc"
         src.write_text(text + "\n")
-        r = subprocess.run([exe, str(src), "-o", str(Path(d) / "t.mid")], capture_output=True, text=True, timeout=20)
-        return r.returncode == 0 and (Path(d) / "t.mid").exists() and "Error" not in r.stdout + r.stderr
+        try:
+            r = subprocess.run([exe, str(src), "-o", str(Path(d) / "t.mid")], capture_output=True, text=True,
+                               timeout=20)
+            rc, out, made = r.returncode, r.stdout + r.stderr, (Path(d) / "t.mid").exists()
+        except subprocess.TimeoutExpired:
+            rc, out, made = -1, "Error in line-char 0-0 : abc2midi timed out", False
+    lines = [ln.strip() for ln in out.split("\n")]
+    errors = [ln for ln in lines if ln.startswith("Error")]
+    warns = [ln for ln in lines if ln.startswith("Warning")]
+    ok = rc == 0 and made and not errors
+    return {"rc": rc, "errors": errors, "warnings": warns, "ok": ok, "clean": ok and not warns}
+
+
+def abc2midi_ok(text: str) -> bool | None:
+    """abc2midi renders the tune with no error (warnings allowed); None where it is not installed."""
+    r = abc2midi_check(text)
+    return None if r is None else r["ok"]
+
+
+def abc2midi_message_kind(line: str) -> str:
+    """A message without its position and numbers: "Warning: Track 0 Bar N has N time units
+    while the time signature has N in repeat", so that like messages count together."""
+    s = re.sub(r"\s*in line-char \d+-\d+\s*", "", line)
+    s = re.sub(r"\s*:\s*", ": ", s, count=1)
+    s = re.sub(r"Ignoring text: .*", "Ignoring text: ...", s)
+    s = re.sub(r"\d+(/\d+)?", "N", s)
+    return re.sub(r"\s+", " ", s).strip()
 
 
 def valid_tune_rate(model: str, n: int = 100, seed: int = 0, temperature: float = 1.0, constrained: bool = False,
                     progress: str | None = None) -> dict:
+    """``n`` tunes sampled from 'X:': the share music21 reads as a valid tune (``check_tune``),
+    and, where abc2midi is installed, the share it renders with no error (exit 0, no "Error"
+    line) and the share with no warning either, with its most common messages."""
     from improvd.models import load_model
     from improvd.progress import track
 
     m = load_model(model)
     rng = np.random.default_rng(seed)
     reasons: dict = {}
-    ok = midi_ok = midi_n = 0
+    ok = midi_ok = midi_clean = midi_n = 0
+    messages: dict = {}
     lengths = []
     samples = []
+    times = []
     for _ in track(range(n), progress or "", unit="tunes", quiet=progress is None):
+        t0 = time.perf_counter()
         tune = m.lm.sample_tune(rng, temperature=temperature, constrained=constrained)
+        times.append((time.perf_counter() - t0, len(tune)))
         samples.append(tune)
         r = check_tune(tune)
         lengths.append(len(tune))
@@ -399,21 +435,32 @@ def valid_tune_rate(model: str, n: int = 100, seed: int = 0, temperature: float 
             ok += 1
         else:
             reasons[r["reason"].split(":")[0]] = reasons.get(r["reason"].split(":")[0], 0) + 1
-        a = abc2midi_ok(tune)
+        a = abc2midi_check(tune)
         if a is not None:
             midi_n += 1
-            midi_ok += int(a)
+            midi_ok += int(a["ok"])
+            midi_clean += int(a["clean"])
+            for kind in {abc2midi_message_kind(ln) for ln in a["errors"] + a["warnings"]}:
+                messages[kind] = messages.get(kind, 0) + 1  # tunes with this message
+    secs = sum(t for t, _n in times)
     out = {"n": n, "valid_tune_rate": ok / n, "reasons": reasons, "mean_chars": float(np.mean(lengths)),
-           "constrained": constrained, "temperature": temperature}
+           "constrained": constrained, "temperature": temperature,
+           "ms_per_char": 1e3 * secs / max(1, sum(c for _t, c in times))}
     if midi_n:
-        out["abc2midi_rate"] = midi_ok / midi_n
+        out["abc2midi_rate"] = midi_ok / midi_n  # no error
+        out["abc2midi_clean_rate"] = midi_clean / midi_n  # no error and no warning
+        out["abc2midi_messages"] = dict(sorted(messages.items(), key=lambda kv: -kv[1]))
     out["_samples"] = samples
     return out
 
 
 def step_latency(model: str, n: int = 2000, seed: int = 0) -> dict:
-    """One ONNX step plus one categorical draw, on this machine's CPU, one thread."""
+    """One ONNX step plus one categorical draw, on this machine's CPU, one thread; and one char
+    of the constrained bar sampler (mask, draw, checks, step: what the live folk path pays a char),
+    timed over the body of tunes in D major 4/4 with no end, as the daemon samples an answer."""
+    from improvd.abcstream import AbcStream
     from improvd.models import load_model
+    from improvd.models.folk import BarSampler
 
     m = load_model(model)
     lm = m.lm
@@ -426,7 +473,18 @@ def step_latency(model: str, n: int = 2000, seed: int = 0) -> dict:
         ch = lm.sample_next(ch, rng, 1.0)
         times.append(time.perf_counter() - t0)
     t = np.array(times[50:]) * 1e3
-    return {"step_ms_p50": float(np.percentile(t, 50)), "step_ms_p99": float(np.percentile(t, 99)), "steps": n}
+    lm.reset()
+    lm.feed(enc.header_text("D Major", "4/4", "1/8"))
+    bars = BarSampler(lm, AbcStream(key="D Major", meter="4/4", unit="1/8"), allow_end=False)
+    ctimes = []
+    for i in range(n + 50):
+        t0 = time.perf_counter()
+        bars.next_bar(rng, 1.0, budget=1)
+        ctimes.append(time.perf_counter() - t0)
+    c = np.array(ctimes[50:]) * 1e3
+    return {"step_ms_p50": float(np.percentile(t, 50)), "step_ms_p99": float(np.percentile(t, 99)), "steps": n,
+            "constrained_step_ms_p50": float(np.percentile(c, 50)),
+            "constrained_step_ms_p99": float(np.percentile(c, 99))}
 
 
 N_TUNES = 100  # tunes sampled per figure: the README's and the model card's N
@@ -475,15 +533,35 @@ def evaluate(model: str, data: list[str], split: str | None, n: int | None, seed
                      "valid_tune_rate": plain["valid_tune_rate"], "valid_tune_rate_constrained": cons["valid_tune_rate"],
                      "reasons": plain["reasons"], "reasons_constrained": cons["reasons"],
                      "abc2midi_rate": plain.get("abc2midi_rate"), "abc2midi_rate_constrained": cons.get("abc2midi_rate"),
+                     "abc2midi_clean_rate": plain.get("abc2midi_clean_rate"),
+                     "abc2midi_clean_rate_constrained": cons.get("abc2midi_clean_rate"),
+                     "abc2midi_messages": plain.get("abc2midi_messages"),
+                     "abc2midi_messages_constrained": cons.get("abc2midi_messages"),
+                     "mean_chars": plain["mean_chars"], "mean_chars_constrained": cons["mean_chars"],
+                     "sample_ms_per_char_constrained": cons["ms_per_char"],
                      "n": n, "temperature": 1.0, **lat, "params": m.card.training.get("arch")})
-    table = Table(title=f"folk on the {scored}: {n_tunes} tunes, {len(text)} chars; {n} tunes sampled from 'X:' at T=1.0")
-    for col in ("model", "bits/char (onnx)", "valid tunes", "valid tunes (constrained)", "abc2midi", "step p50 ms", "step p99 ms"):
+    table = Table(title=f"folk on the {scored}: {n_tunes} tunes, {len(text)} chars; {n} tunes sampled from 'X:' at T=1.0"
+                        " (plain / constrained)")
+    for col in ("model", "bits/char (onnx)", "music21 valid", "abc2midi no error", "abc2midi no warning",
+                "step p50/p99 ms", "constrained step p50/p99 ms"):
         table.add_column(col)
     for r in rows:
-        midi = "n/a (abc2midi not installed)" if r["abc2midi_rate"] is None else f"{r['abc2midi_rate']:.0%} / {r['abc2midi_rate_constrained']:.0%}"
-        table.add_row(Path(r["model"]).stem, f"{r['bits_per_char']:.3f}", f"{r['valid_tune_rate']:.0%}",
-                      f"{r['valid_tune_rate_constrained']:.0%}", midi, f"{r['step_ms_p50']:.3f}", f"{r['step_ms_p99']:.3f}")
+        if r["abc2midi_rate"] is None:
+            midi = clean = "n/a (abc2midi not installed)"
+        else:
+            midi = f"{r['abc2midi_rate']:.1%} / {r['abc2midi_rate_constrained']:.1%}"
+            clean = f"{r['abc2midi_clean_rate']:.1%} / {r['abc2midi_clean_rate_constrained']:.1%}"
+        table.add_row(Path(r["model"]).stem, f"{r['bits_per_char']:.3f}",
+                      f"{r['valid_tune_rate']:.1%} / {r['valid_tune_rate_constrained']:.1%}", midi, clean,
+                      f"{r['step_ms_p50']:.3f} / {r['step_ms_p99']:.3f}",
+                      f"{r['constrained_step_ms_p50']:.3f} / {r['constrained_step_ms_p99']:.3f}")
     Console().print(table)
+    for r in rows:
+        for label, key in (("plain", "abc2midi_messages"), ("constrained", "abc2midi_messages_constrained")):
+            if r.get(key):
+                Console().print(f"{Path(r['model']).stem} ({label}): tunes with each abc2midi message, most common first")
+                for kind, count in list(r[key].items())[:8]:
+                    Console().print(f"  {count:4d}  {kind}", markup=False, highlight=False)
     return {"rows": rows, "scored": scored, "tunes": n_tunes, "chars": int(len(text))}
 
 
