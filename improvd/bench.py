@@ -353,6 +353,7 @@ def main(models: list[str], steps: int, jack: bool, seconds: float, rt_priority:
         ratio = f"{r['torch_p99'] / r['ort_p99']:.1f}x" if "torch_p99" in r and r.get("ort_p99") else "n/a"
         t.add_row(n, r["family"], f("ort_p50"), f("ort_p99"), f("torch_p50"), f("torch_p99"), ratio)
     con.print(t)
+    results["tempo"] = tempo_cost(con)
     if jack:
         harmonize = any(p.stem == "rnnrbm" for p in bundled_models()) and (not models or "rnnrbm" in models)
         phases = realtime_figures(seconds, rt_priority, load, runs, harmonize)
@@ -375,6 +376,33 @@ def main(models: list[str], steps: int, jack: bool, seconds: float, rt_priority:
             con.print(f"improvd run: ready in {pf['ready_s']:.2f} s (process start to ready line), resident memory peak {pf['rss_own_mb']:.1f} MB "
                       f"of its own ({pf['rss_mb']:.1f} MB counting the JACK server's shared memory it maps)")
     return results
+
+
+def tempo_cost(con, notes: int = 20000) -> dict:
+    """The tempo tracker's cost per performer note-on (issue 14's target: p99 <= 50 us), on a
+    swung line over chords, beside a baseline measured in the same run: the same loop calling
+    a function that does nothing, so the figure is the tracker's and not the timer's."""
+    from improvd.tempo import bench_update
+
+    r = bench_update(notes)
+    base = _empty_call_us(notes)
+    r["baseline_p99_us"] = base
+    con.print(f"tempo tracker per note-on ({notes} notes): p50 {r['p50_us']:.1f} us, p90 {r['p90_us']:.1f} us, "
+              f"p99 {r['p99_us']:.1f} us, max {r['max_us']:.1f} us (target p99 <= 50 us; an empty call p99 {base:.2f} us)",
+              highlight=False)
+    return r
+
+
+def _empty_call_us(n: int) -> float:
+    def nothing(t, pitch, velocity):
+        return None
+
+    costs = np.empty(n)
+    for i in range(n):
+        t0 = time.perf_counter_ns()
+        nothing(i * 0.1, 60, 64)
+        costs[i] = (time.perf_counter_ns() - t0) / 1e3
+    return float(np.percentile(costs, 99))
 
 
 def _rss_kb() -> int:

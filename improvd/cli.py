@@ -55,7 +55,7 @@ SHARED_OPTIONS = {
     "mode": _option(str, "--mode", help="call-response | duet | harmonize"),
     "wait": _option(str, "--wait", help="silence before answering: 1bar, 2beats, 500ms"),
     "bars": _option(int, "--bars", help="answer length in bars (default: the phrase's, at most 8)"),
-    "tempo": _option(float, "--tempo", help="BPM"),
+    "tempo": _option(str, "--tempo", help="BPM, or follow: the performer's own time (the default when no tempo, clock or tap key is set)"),
     "swing": _option(float, "--swing", help="0 straight .. 1/3 triplet swing .. 0.75"),
     "chords": _option(str, "--chords", help='chord chart looped over bars, e.g. "Dm7 G7 | Cmaj7 %"'),
     "chords_file": _option(Path, "--chords-file", help="file holding a chord chart"),
@@ -221,18 +221,19 @@ def replay(
                    f"the performer; to answer one soloist pick its track with --track N: {track_summary(perf, 5)}", err=True)
     if not realtime:
         check_replay_size(perf)
-    if "tempo" not in flags:
+    settings = load_settings(config, flags)
+    if "tempo" not in flags or settings.follows_performer and flags["tempo"] == "follow":
+        # the file's tempo: fixed, or where following starts when nothing fixes the time
         if not 20 <= perf.tempo <= 400:
             raise ImprovdError(f"MIDI file {performance} is at {perf.tempo:.4g} BPM, outside the 20..400 improvd plays: pass --tempo BPM")
-        flags["tempo"] = round(perf.tempo, 3)
-    settings = load_settings(config, flags)
+        settings = dataclasses.replace(settings, tempo=round(perf.tempo, 3))
     _use_runtime(settings)
     res = replay_realtime(perf, settings) if realtime else do_replay(perf, settings, controls=controls)
     write_result(res, output)
     ons = sum(1 for _, m in res.machine if m.type == "note_on")
     p50, p99 = res.engine.stats.step_percentiles()
     typer.echo(f"wrote {output}: {len(res.performer) // 2} performer notes, {ons} improvd notes "
-               f"(model {res.engine.model.card.name} on {used()}, mode {settings.mode}, {settings.tempo:g} BPM; step p50 {p50:.3f} ms p99 {p99:.3f} ms)")
+               f"(model {res.engine.model.card.name} on {used()}, mode {settings.mode}, {_tempo_said(res.engine)}; step p50 {p50:.3f} ms p99 {p99:.3f} ms)")
     if plot:
         from improvd.plot import piano_roll
         typer.echo(f"wrote {piano_roll(output, plot)}")
@@ -417,6 +418,15 @@ def bench(
                    f"ignored {r['ignored']}, passthrough coalesced {r['coalesced']}; notes left hanging at the far end: {len(r['hanging'])}")
         return
     b.main(models or [], steps, jack, seconds, rt_priority, load, runs)
+
+
+def _tempo_said(engine) -> str:
+    heard = engine.performer.heard
+    if engine.performer.following and heard is not None and heard.locked:
+        return f"followed the performer at {heard.bpm:.1f} BPM"
+    if engine.performer.following:
+        return f"{engine.settings.tempo:g} BPM (the performer's beat not found)"
+    return f"{engine.settings.tempo:g} BPM"
 
 
 def _usage_error(e) -> None:

@@ -75,7 +75,8 @@ class Settings:
     wait: str = "1bar"
     bars: int | None = None  # answer length; None = the performer's phrase length
     max_bars: int = 8
-    tempo: float = 120.0
+    tempo: float = 120.0  # fixed BPM; while following, where the tracker starts and what it falls back to
+    tempo_follow: str = "auto"  # on | off | auto: follow the performer unless a tempo, clock_in or tap_key is set
     clock_in: bool = False
     clock_out: bool = False
     swing: float = 0.0  # 0 straight .. 0.5 hard swing: delay of the off-beat 8th, in 8ths
@@ -110,6 +111,13 @@ class Settings:
     rules: RuleSettings = field(default_factory=RuleSettings)
 
     # -- derived -------------------------------------------------------------------------
+    @property
+    def follows_performer(self) -> bool:
+        """The grid runs on the performer's own time: asked for, or nothing else sets the time."""
+        if self.tempo_follow == "auto":
+            return not self.clock_in and self.tap_key is None
+        return self.tempo_follow == "on"
+
     @property
     def wait_ticks(self) -> int:
         return parse_duration_ticks(self.wait, self.tempo, "wait")
@@ -200,6 +208,17 @@ def _apply(obj, values: dict, prefix: str = "") -> None:
         if key not in fields:
             raise ConfigError(f"config key {prefix}{key} is unknown: valid keys are {', '.join(sorted(fields))}")
         cur = getattr(obj, key)
+        if key == "tempo" and not prefix and isinstance(obj, Settings):
+            # tempo = "follow" asks for the performer's time; a number fixes the tempo (and wins)
+            if isinstance(value, str) and value.strip().lower() == "follow":
+                obj.tempo_follow = "on"
+                continue
+            if isinstance(value, str):
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise ConfigError(f"config key tempo = {value[:40]!r} is not a tempo: write BPM (20..400) or follow") from None
+            obj.tempo_follow = "off"
         if dataclasses.is_dataclass(cur):
             if not isinstance(value, dict):
                 raise ConfigError(f"config key {prefix}{key} must be a table [{key}]")
@@ -216,7 +235,9 @@ def validate(s: Settings) -> Settings:
     if s.backend not in BACKENDS:
         raise ConfigError(f"backend {s.backend!r} is unknown: use one of {', '.join(BACKENDS)}")
     if not 20 <= s.tempo <= 400:
-        raise ConfigError(f"tempo {s.tempo} is out of range: use 20..400 BPM")
+        raise ConfigError(f"tempo {s.tempo} is out of range: use 20..400 BPM, or follow")
+    if s.tempo_follow not in ("auto", "on", "off"):
+        raise ConfigError(f"tempo_follow {s.tempo_follow!r} is unknown: use auto, on or off")
     if not 0 <= s.swing <= 0.75:
         raise ConfigError(f"swing {s.swing} is out of range: use 0 (straight) .. 0.75")
     if s.bars is not None and not 1 <= s.bars <= 64:

@@ -104,7 +104,7 @@ class Engine:
         if heard == Heard.TAP:
             bpm = self.performer.tap(now)
             if bpm is not None:
-                self.set_tempo(bpm)
+                self.set_tempo(bpm, "the tap key")
             return
         self.stats.notes_in += 1
         if heard == Heard.MELODY:
@@ -136,7 +136,7 @@ class Engine:
         elif action == Action.LOOP:
             self.mode.loop(value >= 64, now)
         elif action == Action.TEMPO:
-            self.set_tempo(tempo_of(value))
+            self.set_tempo(tempo_of(value), f"CC{number}")
         elif action == Action.MODEL:
             self._pick_model(pick_of(value, len(self.models)))
 
@@ -145,7 +145,9 @@ class Engine:
         self.mode.input_now(now)
 
     # -- what the performer (or a reload) changes ----------------------------------------------------
-    def set_tempo(self, bpm: float) -> None:
+    def set_tempo(self, bpm: float, why: str) -> None:
+        """A tempo the performer sets (tap, CC) wins over following their playing."""
+        self.performer.stop_following(why)
         self.clock.set_tempo(bpm, self.tick + 1)
         log.info("tempo %.1f BPM", self.clock.tempo)
 
@@ -213,6 +215,9 @@ class Engine:
         t0 = time.perf_counter()
         self._let_go_of_stale_keys(tick)
         self.tick = tick
+        heard = self.performer.follow(tick, may_move_bar=self.state != State.ANSWERING)
+        if heard is not None and heard.locked:  # the note guard is in beats: the performer's
+            self.sched.max_note = self.settings.max_note_beats * 60.0 / heard.bpm
         step = self.performer.step(tick, self.chord_at(tick))
         for model in self.models.values():
             model.listen(step)

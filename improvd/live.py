@@ -155,8 +155,12 @@ class Daemon:
         now = time.perf_counter()
         eng = self.engine
         eng.reconfigure(new, progression)
-        if new.tempo != self.settings.tempo:
-            self.clock.set_tempo(new.tempo, eng.tick + 1)
+        if not new.follows_performer:
+            eng.performer.stop_following("the reloaded settings")
+            if new.tempo != self.settings.tempo or self.settings.follows_performer:
+                self.clock.set_tempo(new.tempo, eng.tick + 1)
+        elif not eng.performer.following:
+            eng.performer.start_following(new.tempo)
         self.clock.swing = new.swing
         if new.channel_out != self.settings.channel_out:
             self.sched.release_all(now)  # what sounds on the old channel ends there
@@ -206,8 +210,10 @@ class Daemon:
         gc.freeze()
         notify.ready()
         notify.status(f"listening on {self.inp.pattern or 'virtual in'}, model {self.model.card.name}")
-        log.info("ready in %.2fs: model %s (%s), mode %s, %.0f BPM; %s; in %s, out %s over %s", self.ready_seconds,
-                 self.model.card.name, self.model.family, self.engine.mode.name, self.clock.tempo, runtime.describe(),
+        log.info("ready in %.2fs: model %s (%s), mode %s, %s; %s; in %s, out %s over %s", self.ready_seconds,
+                 self.model.card.name, self.model.family, self.engine.mode.name,
+                 f"following the performer's time from {self.clock.tempo:.0f} BPM" if self.engine.performer.following
+                 else f"{self.clock.tempo:.0f} BPM", runtime.describe(),
                  self.inp.describe(), self.out.describe(), "JACK" if self.jack is not None else "ALSA")
         wd = notify.watchdog_interval()
         next_wd = time.perf_counter()
@@ -302,7 +308,9 @@ class Daemon:
         steps = np.fromiter(itertools.islice(reversed(eng.stats.step_costs), 500), float)
         errors = self.sched.timing.errors[-500:]
         chord = eng.chord_at(max(eng.tick, 0))
-        return Snapshot(state=str(eng.state), tempo=self.clock.tempo, chord=chord.name if chord is not None else "",
+        heard = eng.performer.heard if eng.performer.following else None
+        return Snapshot(state=str(eng.state), tempo=heard.bpm if heard is not None else self.clock.tempo,
+                        confidence=heard.confidence if heard is not None else None, chord=chord.name if chord is not None else "",
                         model=eng.model.card.name, mode=str(eng.mode.name), notes_in=eng.stats.notes_in,
                         notes_out=eng.stats.notes_out,
                         step_p99_ms=float(np.percentile(steps, 99)) * 1e3 if len(steps) else float("nan"),
@@ -409,7 +417,10 @@ class Daemon:
         p50, p99 = st.step_percentiles()
         errs = self.sched.timing.errors[-5000:]
         e99 = float(np.percentile(errs, 99)) * 1e3 if errs else float("nan")
-        return (f"notes in {st.notes_in} out {st.notes_out} | step p50 {p50:.3f} ms p99 {p99:.3f} ms | "
+        heard = self.engine.performer.heard if self.engine.performer.following else None
+        tempo = (f"followed {heard.bpm:.1f} BPM (confidence {heard.confidence:.2f}{', unsure' if not heard.locked else ''})"
+                 if heard is not None else f"{self.clock.tempo:.1f} BPM")
+        return (f"{tempo} | notes in {st.notes_in} out {st.notes_out} | step p50 {p50:.3f} ms p99 {p99:.3f} ms | "
                 f"timing p99 {e99:.3f} ms late {self.sched.timing.late} | dropped {self.inp.dropped} ignored {st.ignored} coalesced {self.coalesced}")
 
 

@@ -1,8 +1,15 @@
-"""The performer as improvd hears them: keys, the sustain pedal, the split, tap tempo.
+"""The performer as improvd hears them: keys, the sustain pedal, the split, tap tempo, and
+their time (tempo, beat and bar lines, followed from their note-ons).
 
 It turns input into one ``Step`` per grid tick (what the models listen to) and keeps what the
 modes ask about the performer (what is held, when they last went silent). It knows no model
 and no scheduler, so it can be tested with nothing but messages and a clock.
+
+Following the performer's time: every note-on (melody and chord notes, not the tap key) goes
+to a TempoTracker; once a beat the grid's clock is steered so that its next beat lands on the
+performer's next beat, and while improvd is not answering, so that its bar lines land on
+theirs. Inside the daemon time stays ticks: a "one bar" wait or an answer "on the next bar
+line" then counts the performer's bars without knowing it.
 """
 
 from __future__ import annotations
@@ -16,9 +23,22 @@ import numpy as np
 from improvd.chords import Chord, detect_chord
 from improvd.clock import Clock
 from improvd.config import Settings
+from improvd.encoding import BAR_TICKS, TICKS_PER_BEAT
 from improvd.models.base import Step
+from improvd.tempo import Estimate, TempoTracker
 
 log = logging.getLogger("improvd")
+
+BEATS_PER_BAR = BAR_TICKS // TICKS_PER_BEAT
+
+
+def next_beat(e: Estimate, now: float) -> tuple[float, int]:
+    """The performer's beat nearest one beat after ``now`` (seconds) and its place in their bar
+    (0 = beat one): where the grid's next beat should land."""
+    period = e.beat_period
+    k = round((now + period - e.next_beat_time) / period)
+    target = e.next_beat_time + k * period
+    return target, round((target - e.next_downbeat_time) / period) % BEATS_PER_BAR
 
 
 class Heard(Enum):
@@ -43,6 +63,12 @@ class Performer:
         self.last_input_tick = 0  # the last key or pedal movement, for keys held implausibly long
         self.detected: Chord | None = None  # the live chord below the split
         self.taps: list = []
+        self.time: TempoTracker | None = None  # the performer's time, while improvd follows it
+        self.heard: Estimate | None = None  # the tracker's last view, for the panel and the logs
+        self._shift_seen = 0  # a bar shift the tracker asks for, seen on consecutive beats
+        self._logged_bpm = 0.0
+        if settings.follows_performer:
+            self.time = TempoTracker(fallback_bpm=settings.tempo, meter=BEATS_PER_BAR)  # no log: start-up says it
 
     # -- what the modes ask ---------------------------------------------------------------------
     @property
@@ -55,6 +81,10 @@ class Performer:
             return self.held
         return frozenset(p for p in self.held if p >= split)
 
+    @property
+    def following(self) -> bool:
+        return self.time is not None
+
     def onset_tick(self, now: float, tick: int) -> int:
         """The grid tick a note heard at ``now`` belongs to, never one already planned."""
         return max(tick + 1, self.clock.tick_at(now))
@@ -63,6 +93,8 @@ class Performer:
     def note_on(self, pitch: int, velocity: int, now: float, tick: int) -> Heard:
         if self.settings.tap_key is not None and pitch == self.settings.tap_key:
             return Heard.TAP
+        if self.time is not None:
+            self.time.onset(now, pitch, velocity)
         self.last_input_tick = max(tick, self.clock.tick_at(now))
         below_split = self.settings.split is not None and pitch < self.settings.split
         self.pressed.add(pitch)
@@ -113,6 +145,47 @@ class Performer:
         if len(self.taps) >= 3:
             return 60.0 / float(np.median(np.diff(self.taps)))
         return None
+
+    def start_following(self, fallback_bpm: float) -> None:
+        self.time = TempoTracker(fallback_bpm=fallback_bpm, meter=BEATS_PER_BAR)
+        self.heard = None
+        log.info("following the performer's time (from %.1f BPM)", fallback_bpm)
+
+    def stop_following(self, why: str) -> None:
+        """A tempo given by the performer (tap, CC) or a clock wins over following."""
+        if self.time is not None:
+            log.info("tempo fixed by %s: no longer following the performer's time", why)
+        self.time = None
+
+    def follow(self, tick: int, may_move_bar: bool) -> Estimate | None:
+        """At each beat of the grid (``tick`` a multiple of a beat), steer the clock so that the
+        next beat lands on the performer's next beat; when ``may_move_bar`` (nothing is being
+        answered), also so that improvd's bar line lands on their beat one. A bar shift plays
+        the beats between at once (while listening nothing sounds there), and only once the
+        tracker has asked for it on two beats running. Unsure, the clock keeps its tempo."""
+        if self.time is None or tick % TICKS_PER_BEAT:
+            return None
+        clock = self.clock
+        now = clock.time_of(tick)
+        e = self.time.estimate(now)
+        was, self.heard = self.heard, e
+        if not e.locked:
+            if was is not None and was.locked:
+                log.info("lost the performer's beat: holding %.1f BPM", clock.tempo)
+            return e
+        target, beat_in_bar = next_beat(e, now)
+        shift = (beat_in_bar - (tick // TICKS_PER_BEAT + 1)) % BEATS_PER_BAR
+        self._shift_seen = self._shift_seen + 1 if shift and may_move_bar else 0
+        beats = 1 + (shift if self._shift_seen >= 2 else 0)
+        if beats > 1:
+            self._shift_seen = 0
+            log.info("on the performer's bar: %d beat(s) of the grid skipped", shift)
+        clock.stretch(tick, tick + beats * TICKS_PER_BEAT, target)
+        clock.set_tempo(60.0 / e.beat_period, tick + beats * TICKS_PER_BEAT)
+        if was is None or not was.locked or abs(e.bpm - self._logged_bpm) > 0.04 * self._logged_bpm:
+            self._logged_bpm = e.bpm
+            log.info("following the performer at %.1f BPM (confidence %.2f)", e.bpm, e.confidence)
+        return e
 
     def stale(self, tick: int) -> bool:
         """A key (or the pedal) held ``max_hold`` with nothing else played."""

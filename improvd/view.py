@@ -24,6 +24,7 @@ class Snapshot:
 
     state: str
     tempo: float
+    confidence: float | None  # following the performer: how sure of their beat; None: a set tempo
     chord: str
     model: str
     mode: str
@@ -41,12 +42,18 @@ def render(snap: Snapshot) -> Table:
     for _ in range(4):
         table.add_column()
     colour = {"idle": "dim", "listening": "cyan", "answering": "bold green"}.get(snap.state, "")
-    table.add_row("state", f"[{colour}]{snap.state}[/]" if colour else snap.state, "tempo", f"{snap.tempo:.1f} BPM")
+    table.add_row("state", f"[{colour}]{snap.state}[/]" if colour else snap.state, "tempo", _tempo(snap))
     table.add_row("model", f"{snap.model} ({snap.mode})", "chord", snap.chord or "-")
     table.add_row("notes in", str(snap.notes_in), "notes out", str(snap.notes_out))
     table.add_row("step p99", _ms(snap.step_p99_ms), "timing p99", _ms(snap.timing_p99_ms))
     table.add_row("late notes", str(snap.late), "input dropped", str(snap.dropped))
     return table
+
+
+def _tempo(snap: Snapshot) -> str:
+    if snap.confidence is None:
+        return f"{snap.tempo:.1f} BPM"
+    return f"{snap.tempo:.1f} BPM followed ({snap.confidence:.0%} sure)"
 
 
 def _ms(value: float) -> str:

@@ -53,7 +53,7 @@ class CallResponse(Mode):
             return
         performer = stage.performer
         if stage.state == State.LISTENING and not performer.melody_held() and performer.last_release is not None:
-            if stage.clock.time_of(nxt) >= performer.last_release + settings.wait_ticks * stage.clock.tick_seconds - 1e-9:
+            if self._waited(nxt):
                 phrase = max(1, stage.clock.tick_at(performer.last_release) - (self.phrase_start or 0))
                 if phrase < settings.min_phrase_ticks:
                     stage.set_state(State.IDLE)  # a stray note or two: no answer
@@ -74,6 +74,16 @@ class CallResponse(Mode):
             self.last_answer += stage.voice.play(stage.model, nxt, stage.chord_at, performer.melody_held(),
                                                  starting=nxt == self.answer_start, end=self.answer_end,
                                                  start_tick=self.answer_start)
+
+    def _waited(self, nxt: int) -> bool:
+        """The performer has been silent ``wait`` by ``nxt``. Following their time, the wait is
+        counted in their beats (the grid's ticks follow them) and the answer starts on their
+        next bar line after it, as a sideman comes in on the one."""
+        stage = self.stage
+        performer, wait = stage.performer, stage.settings.wait_ticks
+        if performer.following:
+            return nxt - stage.clock.tick_at(performer.last_release) >= wait and nxt % BAR_TICKS == 0
+        return stage.clock.time_of(nxt) >= performer.last_release + wait * stage.clock.tick_seconds - 1e-9
 
     def _bars(self, phrase_ticks: int) -> int:
         settings = self.stage.settings
