@@ -62,6 +62,7 @@ SHARED_OPTIONS = {
     "split": _option(int, "--split", help="notes below this MIDI pitch are read as chords"),
     "temperature": _option(float, "--temperature", "-t", help="sampling temperature (0 = greedy)"),
     "top_p": _option(float, "--top-p", help="nucleus sampling mass"),
+    "echo": _option(float, "--echo", help="0..1: how much answers develop motifs of the call (default: the model's; 0 = the model alone)"),
     "seed": _option(int, "--seed", help="seed for a reproducible answer"),
     "voices": _option(int, "--voices", help="harmonize: most notes added"),
     "channel_out": _option(int, "--channel-out", help="MIDI channel improvd plays on (1-16)"),

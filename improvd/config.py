@@ -85,6 +85,7 @@ class Settings:
     split: int | None = None  # performer notes below this pitch are read as chords
     temperature: float | None = None  # None = the model card's default
     top_p: float | None = None
+    echo: float | None = None  # 0..1: how much answers develop the call's motifs; None = the model's default
     seed: int | None = None
     channel_in: int | None = None  # 1..16, None = all
     channel_out: int = 1
@@ -244,6 +245,8 @@ def validate(s: Settings) -> Settings:
         raise ConfigError(f"bars {s.bars} is out of range: use 1..64")
     if s.temperature is not None and not 0 <= s.temperature <= 5:
         raise ConfigError(f"temperature {s.temperature} is out of range: use 0 (greedy) .. 5")
+    if s.echo is not None and not 0 <= s.echo <= 1:
+        raise ConfigError(f"echo {s.echo} is out of range: use 0 (the model alone) .. 1 (develop the call all the time)")
     if s.top_p is not None and not 0 < s.top_p <= 1:
         raise ConfigError(f"top_p {s.top_p} is out of range: use 0 < top_p <= 1")
     if s.channel_in is not None and not 1 <= s.channel_in <= 16:

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from improvd import motifs
 from improvd.clock import Clock
 from improvd.config import Settings
-from improvd.models.base import PlayContext, StepModel
+from improvd.encoding import BAR_TICKS, TICKS_PER_BEAT
+from improvd.models.base import NoteOut, PlayContext, StepModel
 from improvd.rules import Candidate, RuleContext, apply_rules
+from improvd.sampling import sample
 from improvd.scheduler import Scheduler
 
 
@@ -51,6 +54,77 @@ def sampling_of(settings: Settings, card) -> tuple[float, float]:
     temperature = settings.temperature if settings.temperature is not None else float(defaults.get("temperature", 1.0))
     top_p = settings.top_p if settings.top_p is not None else float(defaults.get("top_p", 1.0))
     return temperature, top_p
+
+
+# How much an answer develops the call when neither the flags nor the model card say: the chance,
+# at each point an answer could take up a motif, that it does. deepjazz answers as the seed did.
+ECHO_DEFAULTS = {"jazz": 0.85, "folk": 0.85}
+
+
+def echo_of(settings: Settings, card) -> float:
+    """The echo amount: the flag or config key where given, else the model card's, else the
+    family's default (0 for a family not listed: it answers as it always did)."""
+    if settings.echo is not None:
+        return settings.echo
+    return float((card.sampling or {}).get("echo", ECHO_DEFAULTS.get(card.family, 0.0)))
+
+
+class MotifMemory:
+    """The performer's call as notes (improvd.motifs.Note): heard onset by onset, closed by the
+    releases; an answer takes the call as it stands, and the next note heard after that starts
+    a new call (a mutate answers the same one again)."""
+
+    KEEP = 64  # notes: a call longer than this is developed from its end
+
+    def __init__(self):
+        self.notes: list[motifs.Note] = []
+        self.open: dict[int, int] = {}  # pitch -> index of its note in ``notes`` while it sounds
+        self.answered = False
+
+    def hear(self, tick: int, pitch: int) -> None:
+        if self.answered:
+            self.notes, self.open, self.answered = [], {}, False
+        self.release(tick, pitch)
+        self.open[pitch] = len(self.notes)
+        self.notes.append(motifs.Note(tick, pitch, 0))
+        if len(self.notes) > self.KEEP:
+            drop = len(self.notes) - self.KEEP
+            self.notes = self.notes[drop:]
+            self.open = {p: i - drop for p, i in self.open.items() if i >= drop}
+
+    def release(self, tick: int, pitch: int) -> None:
+        i = self.open.pop(pitch, None)
+        if i is not None:
+            n = self.notes[i]
+            self.notes[i] = motifs.Note(n.onset, n.pitch, max(1, tick - n.onset))
+
+    def held(self, tick: int, pitches: frozenset) -> None:
+        """What still sounds at ``tick``: every other open note ends there."""
+        for pitch in [p for p in self.open if p not in pitches]:
+            self.release(tick, pitch)
+
+    def call(self, tick: int) -> tuple:
+        """The call as it stands at ``tick`` (notes still held end there), and it is answered."""
+        self.held(tick, frozenset())
+        self.answered = True
+        return tuple(self.notes)
+
+
+class Echo:
+    """Within one answer: the fragment of the call playing now (or next), and what was played."""
+
+    CANDIDATES = 6  # developments the model scores at each choice
+    CHORD_WEIGHT = 3.0  # nats a fragment all on chord tones gains over one with none
+
+    def __init__(self, call: tuple = (), end: int = 0, start: int = 0):
+        self.call = call
+        self.end = end
+        self.next = start  # the first tick a new fragment may be chosen
+        self.free = start  # where the model's last note ends: a fragment starts no earlier
+        self.line: motifs.Fragment | None = None
+        self.used: set = set()
+        self.takes: bool | None = None  # does the model take the fragment's notes into its state
+        self.fragments: list[motifs.Fragment] = []  # what this answer played, for tests and logs
 
 
 class LoopGuard:
@@ -129,6 +203,9 @@ class Voice:
         self.recent: deque = deque(maxlen=8)  # the machine's last pitches, for the rules
         self.guard = LoopGuard()
         self.harmony: set[int] = set()  # harmony voices sounding now
+        self.echo = echo_of(settings, card)  # how much answers develop the call (0..1)
+        self.motifs = MotifMemory()
+        self.answer_echo = Echo()
 
     # -- sampling settings ----------------------------------------------------------------------
     def use_model(self, card) -> None:
@@ -139,12 +216,17 @@ class Voice:
         if self.settings.top_p is None:
             self.top_p = top_p
         self.base_temperature = temperature
+        self.echo = echo_of(self.settings, card)
 
     def configure(self, settings: Settings, card) -> None:
         """A reload: new settings, sampling resolved again against the card."""
         self.settings = settings
         self.temperature, self.top_p = sampling_of(settings, card)
         self.base_temperature = self.temperature
+        self.echo = echo_of(settings, card)
+
+    def set_echo(self, value: float) -> None:
+        self.echo = min(1.0, max(0.0, value))
 
     def set_temperature(self, value: float) -> None:
         self.temperature = value
@@ -174,11 +256,75 @@ class Voice:
                            self.settings.rules)
 
     # -- playing --------------------------------------------------------------------------------
+    # -- the call, for the answers that develop it -----------------------------------------------------
+    def hear(self, tick: int, pitch: int) -> None:
+        """A melody note of the performer's at ``tick``."""
+        self.motifs.hear(tick, pitch)
+
+    def hear_held(self, tick: int, held: frozenset) -> None:
+        """The performer's melody notes sounding at ``tick``: the others have ended."""
+        self.motifs.held(tick, held)
+
+    def _echo_due(self, model: StepModel, context: PlayContext, tick: int, chord_at) -> list | None:
+        """The fragment's notes due at ``tick``; [] inside a fragment between its notes; None
+        when the model plays (no fragment now)."""
+        echo = self.answer_echo
+        if echo.line is not None and tick >= min(echo.line.end, echo.end):
+            echo.line, echo.next = None, tick
+        if echo.line is None and self.echo > 0 and echo.next <= tick < echo.end - TICKS_PER_BEAT and not self.guard.ban:
+            self._choose_fragment(model, context, tick, chord_at)
+        if echo.line is None or tick < echo.line.start:
+            return None
+        return [n for n in echo.line.notes if n.onset == tick]
+
+    def _choose_fragment(self, model: StepModel, context: PlayContext, tick: int, chord_at) -> None:
+        """With chance ``echo``, a development of a fragment of the call to play next, the model
+        choosing among a few by how likely it finds each as its own line (and the chords under
+        it); otherwise the model plays a bar before the next chance."""
+        echo = self.answer_echo
+        if len(echo.call) < motifs.MIN_NOTES:
+            echo.next = echo.end
+            return
+        if self.rng.random() >= self.echo:
+            echo.next = tick + BAR_TICKS
+            return
+        found = motifs.candidates(echo.call, max(tick, echo.free), chord_at, self.rng, Echo.CANDIDATES, until=echo.end, avoid=echo.used)
+        found = [motifs.Fragment(tuple(n for n in f.notes if n.onset < echo.end), f.how) for f in found]
+        found = [f for f in found if len(f.notes) >= motifs.MIN_NOTES]
+        if not found:
+            echo.next = tick + TICKS_PER_BEAT
+            return
+        scores = []
+        for f in found:
+            likelihood = model.likelihood(context, f.notes)
+            scores.append((likelihood or 0.0) + Echo.CHORD_WEIGHT * motifs.chord_tone_share(f, chord_at))
+        pick = found[sample(np.array(scores), self.rng, max(context.temperature, 0.05))]
+        echo.line = pick
+        echo.used.add(pick.pitches)
+        echo.fragments.append(pick)
+
     def play(self, model: StepModel, tick: int, chord_at, held: frozenset, starting: bool = False,
              end: int | None = None, start_tick: int | None = None) -> list[Played]:
         """The model's notes for ``tick``, through the rules, onto the scheduler; cut at
-        ``end``. Returns them as played, offset from ``start_tick`` (for the loop pedal)."""
-        notes = model.play(self.context(tick, chord_at, held, starting=starting))
+        ``end``. Returns them as played, offset from ``start_tick`` (for the loop pedal). In an
+        answer (``end`` given) a fragment of the call, developed, may play instead of the
+        model: the model takes its notes as its own, or plays on unheard under it."""
+        context = self.context(tick, chord_at, held, starting=starting)
+        if starting:
+            call = self.motifs.call(tick) if end is not None else ()
+            self.answer_echo = Echo(call, end if end is not None else 0, tick)
+        due = self._echo_due(model, context, tick, chord_at) if end is not None else None
+        echo = self.answer_echo
+        if due is None:
+            notes = model.play(context)
+            fragment_at = echo.line.start if echo.line is not None else None
+        else:
+            if not due:
+                if echo.takes is False:
+                    model.play(context)  # it keeps its own time, unheard under the fragment
+                return []
+            notes = [NoteOut(n.pitch, 90, n.duration) for n in due[:1]]
+            fragment_at = None
         if not notes:
             return []
         rule_context = self._rule_context(tick, chord_at)
@@ -192,6 +338,14 @@ class Voice:
             last = tick + min(candidate.duration, self.settings.max_note_ticks)
             if end is not None:
                 last = min(last, end)
+            if fragment_at is not None:
+                last = min(last, max(tick + 1, fragment_at))  # the model's note gives way to the fragment
+            if due is None:
+                echo.free = max(echo.free, last)
+            else:
+                echo.takes = model.take(context, NoteOut(candidate.pitch, candidate.velocity, last - tick))
+                if not echo.takes:
+                    model.play(context)
             at = start + candidate.delay_ms / 1000
             self._note(candidate.pitch, candidate.velocity, at, self.clock.time_of(last))
             if start_tick is not None:

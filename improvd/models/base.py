@@ -84,6 +84,20 @@ class StepModel(ABC):
     def end_answer(self, tick: int) -> None:
         """The answer stopped (its end, or a barge-in): the performer's line resumes."""
 
+    def take(self, ctx: PlayContext, note: NoteOut) -> bool:
+        """The voice plays ``note`` at ``ctx.tick`` in the model's stead (a fragment of the
+        call, developed: improvd/motifs.py). A family that can takes it into its state as its
+        own line, so its next draw goes on from it, and returns True. The default cannot: it
+        returns False, and the voice lets the model play on unheard under the fragment."""
+        return False
+
+    def likelihood(self, ctx: PlayContext, notes) -> float | None:
+        """How likely the model finds ``notes`` (improvd.motifs.Note, absolute onsets, from
+        ``ctx.tick`` on) as its own next line: mean log-probability a note, or None for a family
+        that cannot say (the voice then chooses among fragments without it). The state is left
+        as it was."""
+        return None
+
     @abstractmethod
     def snapshot(self): ...
 

@@ -18,6 +18,12 @@ from improvd.models.card import ModelCard, check_encoding, open_session
 from improvd.sampling import sample
 
 
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, np.float64)
+    z = z - z.max()
+    return z - np.log(np.exp(z).sum())
+
+
 class JazzModel(StepModel):
     family = "jazz"
 
@@ -129,6 +135,58 @@ class JazzModel(StepModel):
                     float(s.get("duration_top_p", ctx.top_p)))
         ev = Event(enc.token_pitch(pt), enc.token_duration(dt), onset, chord)
         return ev, h, c, before
+
+    # -- a fragment of the call, played by the voice in the model's stead ------------------------------
+    def _line_up_to(self, tick: int, chord_at):
+        """(h, c, prev, lead-in) of the model's line as it stands at ``tick``: the event
+        sounding then cut short there, or a rest from the end of the last one up to it (not yet
+        fed: ``lead-in``). The precomputed next event is left out, it never sounded."""
+        h, c = self.before_pending if self.pending is not None else (self.h, self.c)
+        prev, lead_in = self.prev, None
+        current = self.current
+        if current is not None and current.onset < tick < current.onset + current.duration:
+            prev = Event(current.pitch, tick - current.onset, current.onset, current.chord)
+        elif tick > self.busy_until and prev is not None:
+            lead_in = Event(REST, min(tick - self.busy_until, enc.DURATIONS[-1]), self.busy_until, chord_at(self.busy_until))
+        return h, c, prev, lead_in
+
+    def take(self, ctx: PlayContext, note: NoteOut) -> bool:
+        if not self.answering:
+            return False
+        chord_at = ctx.chord_at or (lambda t: ctx.chord)
+        self.h, self.c, self.prev, lead_in = self._line_up_to(ctx.tick, chord_at)
+        self.pending = None
+        if lead_in is not None:
+            self._feed(lead_in)
+        ev = Event(note.pitch, max(1, note.duration), ctx.tick, ctx.chord)
+        self._feed(ev)  # the step whose target is the fragment's note: the model has "played" it
+        self.current = ev
+        self.busy_until = ctx.tick + ev.duration
+        return True
+
+    def likelihood(self, ctx: PlayContext, notes) -> float | None:
+        if not notes:
+            return None
+        chord_at = ctx.chord_at or (lambda t: ctx.chord)
+        h, c, prev, lead_in = self._line_up_to(notes[0].onset, chord_at)
+        events = [] if lead_in is None else [(lead_in, False)]
+        for n, after in zip(notes, list(notes[1:]) + [None]):
+            gap = after.onset - n.onset if after is not None else n.duration
+            length = max(1, min(n.duration, gap))
+            events.append((Event(n.pitch, length, n.onset, chord_at(n.onset)), True))
+            if gap > length:
+                events.append((Event(REST, gap - length, n.onset + length, chord_at(n.onset + length)), True))
+        total, counted = 0.0, 0
+        for ev, scored in events:
+            pp, pd, pos, cond = enc.step_input(prev, ev.onset, ev.chord)
+            pl, dl, h, c = self.sess.run(None, {
+                "prev_pitch": np.array([pp], np.int64), "prev_dur": np.array([pd], np.int64),
+                "pos": np.array([pos], np.int64), "cond": cond[None, :], "h": h, "c": c})
+            if scored:
+                total += _log_softmax(pl[0])[enc.pitch_token(ev.pitch)] + _log_softmax(dl[0])[enc.duration_token(ev.duration)]
+                counted += 1
+            prev = ev
+        return float(total / max(1, counted))
 
     def play(self, ctx: PlayContext) -> list[NoteOut]:
         if ctx.tick < self.busy_until:

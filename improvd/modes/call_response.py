@@ -41,6 +41,8 @@ class CallResponse(Mode):
             stage.model.end_answer(tick)
         if stage.state != State.LISTENING:
             self.phrase_start = tick
+        if stage.performer.onsets:  # the note just heard: the motif memory keeps the call
+            stage.voice.hear(tick, stage.performer.onsets[-1][0])
         stage.set_state(State.LISTENING)
 
     # -- the grid -------------------------------------------------------------------------------
@@ -52,6 +54,7 @@ class CallResponse(Mode):
             stage.voice.replay(self.last_answer, position, self.last_answer_length, nxt)
             return
         performer = stage.performer
+        stage.voice.hear_held(nxt, performer.melody_held())
         if stage.state == State.LISTENING and not performer.melody_held() and performer.last_release is not None:
             if self._waited(nxt):
                 phrase = max(1, stage.clock.tick_at(performer.last_release) - (self.phrase_start or 0))
