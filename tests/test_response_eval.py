@@ -188,18 +188,62 @@ def test_a_chart_of_the_solos_chords_reads_back_the_same_chords():
 def test_evaluate_response_prints_both_tables_on_a_few_pairs():
     if not WJAZZD.exists():
         pytest.skip("WJazzD is not in ../shared/data/jazz")
+    env = {"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
     out = subprocess.run([sys.executable, "-m", "improvd", "evaluate", "jazz", "--task", "response", "--n", "2",
-                          "--also", "rnnrbm"], capture_output=True, text=True, cwd=REPO, timeout=120,
-                         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+                          "--also", "deepjazz"], capture_output=True, text=True, cwd=REPO, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     text = " ".join(out.stdout.split())  # titles wrap at the terminal width
     assert "Relevance on the valid split" in text and "2 phrase pairs of 2 solos" in text
     assert "Degeneration on the valid split" in text and "2 calls of 16 bars from 2 solos" in text
-    for row in ("the soloist's next phrase", "the soloist's next 8 bars", "jazz, the chart", "rnnrbm, no chart"):
+    for row in ("the soloist's next phrase", "the soloist's next 8 bars", "jazz, the chart", "deepjazz, no chart"):
         assert row in text, row
+    # rnnrbm does not play call-response (issue 15, item 4): one line, the model, the mode, the fix
+    refused = subprocess.run([sys.executable, "-m", "improvd", "evaluate", "jazz", "--task", "response", "--n", "2",
+                              "--also", "rnnrbm"], capture_output=True, text=True, cwd=REPO, timeout=120, env=env)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "rnnrbm" in refused.stderr and "call-response" in refused.stderr and "harmonize" in refused.stderr
     bad = subprocess.run([sys.executable, "-m", "improvd", "evaluate", "jazz", "--task", "respons"],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert bad.returncode == 2 and "--task 'respons' is not a task" in bad.stderr
+
+
+def test_rnnrbm_refuses_call_response_with_one_line_naming_the_fix(tmp_path):
+    """A chorale model's answers took nothing of the call or the chart (relevance about 0 on all
+    six measures): asked for call-response it is refused at start, harmonize named as the fix."""
+    out = subprocess.run([sys.executable, "-m", "improvd", "replay", str(REPO / "examples" / "blues_calls.mid"), "-m", "rnnrbm",
+                          "--mode", "call-response", "-o", str(tmp_path / "x.mid")], capture_output=True, text=True, cwd=REPO,
+                         timeout=120)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "rnnrbm" in out.stderr and "call-response" in out.stderr and "harmonize" in out.stderr
+
+
+# -- answers that develop the call (issue 15, item 2) ---------------------------------------------------
+def echo_relevance(echo: float | None, n: int = 16) -> dict:
+    """Relevance of jazz's answers to the first ``n`` valid phrase pairs at ``echo`` (None: the
+    model's default), through
+    :func:`rs.answer` (replay: the daemon's own path, the voice's motif memory included)."""
+    from improvd.evaluation.jazz import chord_lookup
+    from improvd.models import load_model
+
+    solos, _ = rs.valid_solos([], None)
+    pairs = rs.round_robin([[(name, chord_lookup(ev), c, x) for c, x in rs.phrase_pairs(ev)] for name, ev in solos], n)
+    model = load_model("jazz")
+    exchanges = []
+    for k, (name, at, call, nxt) in enumerate(pairs):
+        a = rs.answer(model, call, at, rs.span(nxt), k, settings=None if echo is None else {"echo": echo})
+        exchanges.append(rs.Exchange(name, call, a.notes, a.start, rs.chords_from(at, a.start, rs.span(nxt))))
+    return {mt.name: float(np.nanmean(rs.relevance_values(exchanges, mt))) for mt in rs.METRICS}
+
+
+def test_echo_makes_answers_take_up_the_calls_shape_and_groove():
+    """The echo control moves what the probe measures: the default (0.85) against the model
+    alone (0), on the same calls and seeds. Intervals and groove are what the model alone
+    hardly echoes (+0.01, +0.00 on all valid pairs)."""
+    if not WJAZZD.exists():
+        pytest.skip("WJazzD is not in ../shared/data/jazz")
+    alone, echoed = echo_relevance(0.0), echo_relevance(None)
+    for name in ("intervals", "groove (onset in bar)", "pitch classes"):
+        assert echoed[name] > alone[name] + 0.03, (name, alone[name], echoed[name])
 
 
 # -- the collapse (issue 15, item 3) ---------------------------------------------------------------

@@ -527,7 +527,8 @@ def evaluate(model: str, data: list[str], split: str | None, n: int | None, seed
     for name in dict.fromkeys([model, *(also or [])]):
         m = load_model(name)
         if "call-response" not in m.modes:
-            raise ImprovdError(f"model {m.card.name} ({m.family}) does not play call-response: the response task cannot ask it")
+            raise ImprovdError(f"model {m.card.name} ({m.family}) does not play call-response (it plays {', '.join(m.modes)}): "
+                               f"the response task cannot ask it, leave it out of --also")
         models.append(m)
     solos, scored = valid_solos(data, split)
     console = Console()

@@ -110,7 +110,12 @@ def _lead(cand: list[int], marg: list[float], clamped: list[int], prev: list[int
 
 class RnnRbmModel(StepModel):
     family = "rnnrbm"
-    modes = ("harmonize", "duet", "call-response")
+    # Not call-response (issue 15): a chorale model answers a melodic call with free-running
+    # four-part frames that took nothing of the call or the chart (relevance about 0 on all six
+    # measures). What it is good at, it does while the performer plays: harmonize, with their
+    # pitches clamped. Asked for call-response it is refused at start with one line that names
+    # the fix (check_mode: "use one of harmonize, duet").
+    modes = ("harmonize", "duet")
 
     def __init__(self, card: ModelCard, card_path: Path, gibbs_steps: int | None = None):
         super().__init__(card, card_path)
@@ -261,7 +266,7 @@ class RnnRbmModel(StepModel):
                 self.sounding = self.harmonize(ctx.held, ctx.rng, ctx.max_voices, ctx.pitch_range, ctx.temperature)
                 self.own |= set(self.sounding)
             return [NoteOut(p, 72, self.frame_ticks) for p in self.sounding]
-        # duet and call-response: a new frame at each grid point, each note lasting one frame
+        # duet: a new frame at each grid point, each note lasting one frame
         if not on_grid:
             return []
         self.sounding = self.free_frame(ctx.rng, ctx.max_voices, ctx.pitch_range, ctx.temperature)
