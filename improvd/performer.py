@@ -32,6 +32,15 @@ log = logging.getLogger("improvd")
 BEATS_PER_BAR = BAR_TICKS // TICKS_PER_BEAT
 
 
+def swing_of(pairs) -> float | None:
+    """The swing (clock.swing: 0 straight, 1/3 a triplet feel) of a player's eighth pairs, each
+    the place in its beat (0..1) of the second note of a beat played as two: the median of
+    enough of them, so a stray note does not swing the grid."""
+    if len(pairs) < 6:
+        return None
+    return min(0.5, max(0.0, 2.0 * float(np.median(pairs)) - 1.0))
+
+
 def next_beat(e: Estimate, now: float) -> tuple[float, int]:
     """The performer's beat nearest one beat after ``now`` (seconds) and its place in their bar
     (0 = beat one): where the grid's next beat should land."""
@@ -67,6 +76,9 @@ class Performer:
         self.heard: Estimate | None = None  # the tracker's last view, for the panel and the logs
         self._shift_seen = 0  # a bar shift the tracker asks for, seen on consecutive beats
         self._logged_bpm = 0.0
+        self._beat_onsets: list[float] = []  # melody onset times since the grid's last beat
+        self._pairs: deque = deque(maxlen=16)  # where the second of two eighths fell in its beat
+        self.follow_swing = settings.swing == 0.0  # an explicit swing is kept
         if settings.follows_performer:
             self.time = TempoTracker(fallback_bpm=settings.tempo, meter=BEATS_PER_BAR)  # no log: start-up says it
 
@@ -104,6 +116,8 @@ class Performer:
             return Heard.CHORD
         self.velocities.append(velocity)
         self.onsets.append((pitch, velocity))
+        if self.time is not None:
+            self._beat_onsets.append(now)
         return Heard.MELODY
 
     def note_off(self, pitch: int, now: float, tick: int) -> bool:
@@ -173,6 +187,7 @@ class Performer:
             if was is not None and was.locked:
                 log.info("lost the performer's beat: holding %.1f BPM", clock.tempo)
             return e
+        self._hear_swing(tick, now)
         target, beat_in_bar = next_beat(e, now)
         shift = (beat_in_bar - (tick // TICKS_PER_BEAT + 1)) % BEATS_PER_BAR
         self._shift_seen = self._shift_seen + 1 if shift and may_move_bar else 0
@@ -186,6 +201,22 @@ class Performer:
             self._logged_bpm = e.bpm
             log.info("following the performer at %.1f BPM (confidence %.2f)", e.bpm, e.confidence)
         return e
+
+    def _hear_swing(self, tick: int, now: float) -> None:
+        """The beat just gone by, if the player split it in two: where the second note fell.
+        Swing is followed from the pairs (unless a swing was set)."""
+        start = self.clock.time_of(tick - TICKS_PER_BEAT)
+        span = now - start
+        onsets = [t for t in self._beat_onsets if start - 0.1 * span <= t < now - 0.1 * span]
+        self._beat_onsets = [t for t in self._beat_onsets if t >= now - 0.1 * span]
+        if len(onsets) == 2 and abs(onsets[0] - start) < 0.1 * span:
+            place = (onsets[1] - start) / span
+            if 0.4 <= place <= 0.8:
+                self._pairs.append(place)
+        swing = swing_of(self._pairs) if self.follow_swing else None
+        if swing is not None and abs(swing - self.clock.swing) > 0.03:
+            self.clock.swing = round(swing, 2)
+            log.info("following the performer's swing: %.2f", self.clock.swing)
 
     def stale(self, tick: int) -> bool:
         """A key (or the pedal) held ``max_hold`` with nothing else played."""
