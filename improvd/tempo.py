@@ -82,10 +82,14 @@ class TrackerSettings:
     max_bpm: float = MAX_BPM
     rows_per_octave: int = 14  # tempo hypotheses, log-spaced from min_bpm (5 % apart; 47 rows to 300 BPM)
     phase_bins: int = 12  # beat-phase hypotheses per tempo (KERNEL_BINS must be a multiple)
-    periodicity_weight: float = 2.0  # exponent of the resonators' tempo-family evidence at the readout
-    periodicity_memory: float = 8.0  # the resonators forget over this many seconds
+    periodicity_weight: float = 1.0  # exponent of the interval model's tempo posterior at the filter's readout
+    ioi_memory: float = 30.0  # the interval histogram forgets over this many seconds
+    tempo_every: float = 0.25  # the interval model is re-read at most this often (seconds of onsets)
+    commit_confidence: float = 0.5  # interval-model mass within 4 % of its best that sets bpm while unlocked
+    commit_onsets: int = 8  # ...once this many onset clusters were heard
+    commit_to: str = "grid"  # "grid": the grid's tempo then; "intervals": the interval model's best
     chance_mass: float = 0.35  # posterior mass near the followed tempo that random onsets reach (99th pct)
-    chance_periodicity: float = 2.3  # resonator comb over its chance level that random onsets reach (99th pct)
+    chance_interval: float = 0.3  # interval-model mass near the followed tempo that random onsets reach
     tempo_change: float = 0.1  # probability a second of moving to a neighbouring tempo row (rubato)
     tempo_change_per_beat: bool = False  # (tuning) count tempo_change per beat instead of per second
     tempo_change_cap: float = 0.25  # at most this much moves at one onset, however long the gap
@@ -193,6 +197,136 @@ class OnsetModel:
         return float(sum(c * v for c, v in zip(self.down_coef, x)) + self.down_intercept)
 
 
+# ---------------------------------------------------------------------- the tempo model (IOI comb)
+IOI_BIN = 0.01  # seconds: resolution of the inter-onset-interval histogram
+IOI_BINS = 400  # intervals up to 4 s
+IOI_MIN = 0.04  # shorter intervals are ornaments, rolled chords or flams
+IOI_NEIGHBOURS = 8  # each onset pairs with at most this many before it
+GRID_STEPS = 70  # tempo candidates per octave (1 %; 2x, 3x, 4x, 1.5x are whole steps)
+GRID_BASE_BPM = MIN_BPM / 8.0
+TEMPO_OFFSETS = (-111, -70, -41, 0, 41, 70, 111, 140)  # x1/3, x1/2, x2/3, x1, x1.5, x2, x3, x4 in grid steps
+COMB_SIGMA = (0.02, 0.01)  # an interval's timing spread: 20 ms plus 1 % of it
+
+
+def grid_bpm(g) -> np.ndarray:
+    return GRID_BASE_BPM * 2.0 ** (np.asarray(g, dtype=float) / GRID_STEPS)
+
+
+class IOIHistogram:
+    """Inter-onset intervals between each onset cluster and its IOI_NEIGHBOURS predecessors (up
+    to 4 s), counted in 10 ms bins with an exponential memory. O(IOI_NEIGHBOURS) per onset,
+    plain Python: the tracker's per-note work."""
+
+    def __init__(self, memory: float):
+        self.memory = memory
+        self.reset()
+
+    def reset(self) -> None:
+        self.counts = np.zeros(IOI_BINS)
+        self._times: deque = deque(maxlen=IOI_NEIGHBOURS)
+        self._ref: float | None = None  # counts are scaled by exp((t - _ref) / memory)
+        self.pairs = 0.0  # the (scaled) total
+
+    def add(self, t: float) -> None:
+        if self._ref is None:
+            self._ref = t
+        grow = (t - self._ref) / self.memory
+        if grow > 30.0:  # keep the scale finite: rebase
+            f = math.exp(-grow)
+            self.counts *= f
+            self.pairs *= f
+            self._ref, grow = t, 0.0
+        w = math.exp(grow)
+        counts = self.counts
+        for prev in self._times:
+            d = t - prev
+            if IOI_MIN < d < IOI_BIN * IOI_BINS:
+                counts[int(d / IOI_BIN)] += w
+                self.pairs += w
+        self._times.append(t)
+
+
+def chordiness(cluster_times, features, memory: float, end: float) -> float:
+    """The share of recent clusters that were chords (2 notes or more), with the histogram's
+    memory: what the tracker keeps as a running value (fitting uses this)."""
+    sel = np.asarray(cluster_times) < end
+    if not sel.any():
+        return 0.0
+    w = np.exp((np.asarray(cluster_times)[sel] - end) / memory)
+    return float((w * (np.asarray(features)[sel, 0] > 0.1)).sum() / w.sum())
+
+
+def ioi_histogram(times, memory: float, end: float | None = None) -> np.ndarray:
+    """The histogram an IOIHistogram holds after these cluster times (those before ``end``)."""
+    h = IOIHistogram(memory)
+    for t in times:
+        if end is not None and t >= end:
+            break
+        h.add(float(t))
+    return h.counts
+
+
+class PeriodicityModel:
+    """Which tempo the intervals say, metrical level included: a comb over the IOI histogram
+    (observed minus chance, per candidate period) read at x1/3 ... x4 of each tempo candidate,
+    plus a log-normal prior around the configured tempo, combined by weights fitted on the
+    developers' train split (improvd.evaluation.timing_fit; improvd/tempo_model.py)."""
+
+    def __init__(self, fallback_bpm: float, min_bpm: float = MIN_BPM, max_bpm: float = MAX_BPM):
+        lo = int(math.ceil(GRID_STEPS * math.log2(min_bpm / GRID_BASE_BPM) - 1e-9))
+        hi = int(math.floor(GRID_STEPS * math.log2(max_bpm / GRID_BASE_BPM) + 1e-9))
+        self.cand = np.arange(lo, hi + 1)  # grid indices of the tempo candidates
+        self.bpm = grid_bpm(self.cand)
+        first, last = lo + min(TEMPO_OFFSETS), hi + max(TEMPO_OFFSETS)
+        self._first = first
+        period = 60.0 / grid_bpm(np.arange(first, last + 1))
+        centres = (np.arange(IOI_BINS) + 0.5) * IOI_BIN
+        sig = COMB_SIGMA[0] + COMB_SIGMA[1] * centres
+        r = centres[None, :] / period[:, None]
+        k = np.round(r)
+        dist = np.abs(r - k) * period[:, None]
+        comb = np.exp(-0.5 * (dist / sig[None, :]) ** 2) * (k >= 1)
+        chance = np.minimum(1.0, sig[None, :] * math.sqrt(2.0 * math.pi) / period[:, None])
+        self._comb = np.ascontiguousarray(comb - chance)
+        self._take = np.array([self.cand - first + o for o in TEMPO_OFFSETS]).T  # (candidates, offsets)
+        x = np.log2(self.bpm / fallback_bpm)
+        self._prior_x = np.stack([x, x * x], axis=1)
+        from improvd import tempo_model as m
+
+        self._w = np.array(getattr(m, "TEMPO_WEIGHTS", DEFAULT_TEMPO_WEIGHTS), dtype=float)
+
+    def features(self, counts: np.ndarray, chords: float) -> np.ndarray:
+        """(candidates, 2 (offsets + 2)): the comb at each level, scaled so its largest is 1, and
+        the prior terms; then the same times the share of chords (piano textures and single
+        lines put the beat at different levels of the same intervals)."""
+        s = self._comb @ counts
+        s = s / max(float(np.abs(s).max()), 1e-12)
+        f = np.concatenate([s[self._take], self._prior_x], axis=1)
+        return np.concatenate([f, chords * f], axis=1)
+
+    def posterior(self, counts: np.ndarray, chords: float) -> np.ndarray:
+        """p(tempo candidate | intervals), over self.bpm."""
+        z = self.features(counts, chords) @ self._w
+        z = np.exp(z - z.max())
+        return z / z.sum()
+
+    def best(self, p: np.ndarray) -> tuple[float, float]:
+        """(bpm, confidence): the most probable candidate, refined between its neighbours, and the
+        probability within 4 % of it."""
+        i = int(p.argmax())
+        bpm = float(self.bpm[i])
+        if 0 < i < len(p) - 1:
+            a, b, c = (math.log(max(float(v), 1e-300)) for v in p[i - 1:i + 2])
+            den = a - 2 * b + c
+            if den < 0:
+                bpm *= 2.0 ** (float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) / GRID_STEPS)
+        near = int(round(GRID_STEPS * math.log2(1.04)))
+        return bpm, float(p[max(0, i - near):i + near + 1].sum())
+
+
+DEFAULT_TEMPO_WEIGHTS = (1.16, 2.39, -1.56, 5.17, 1.65, 5.56, 2.04, 0.76, 3.68, 0.95) + (0.0,) * 10  # before a fit
+
+
 class TempoTracker:
     """Causal tempo, beat and downbeat follower; the module docstring says how.
 
@@ -212,11 +346,12 @@ class TempoTracker:
         K = int(math.floor(math.log2(s.max_bpm / s.min_bpm) * per + 1e-9)) + 1
         self.rows = K
         self.freqs = s.min_bpm / 60.0 * 2.0 ** (np.arange(K) / per)  # beats a second
-        # resonators for the periodicity evidence: the rows and up to two octaves above them, so
-        # row k's harmonics 2, 3, 4 sit at k + per, k + round(per log2 3), k + 2 per
-        self._harmonic_shift = (per, int(round(per * math.log2(3))), 2 * per)
-        self._omega = 2.0 * np.pi * s.min_bpm / 60.0 * 2.0 ** (np.arange(K + 2 * per) / per)
-        self._family = np.arange(K) % per
+        self.periodicity = PeriodicityModel(self.fallback_bpm, s.min_bpm, s.max_bpm)
+        self._ioi = IOIHistogram(s.ioi_memory)
+        # each tempo row gathers the interval model's candidates nearest to it
+        cand = np.log(self.periodicity.bpm / 60.0)
+        nearest = np.abs(cand[:, None] - np.log(self.freqs)[None, :]).argmin(axis=1)
+        self._cand_row = nearest
         self._log_freqs = np.log(self.freqs)
         self._bin_rate = self.freqs * P  # phase bins a second, per row
         self._move_rate = s.tempo_change * self.freqs if s.tempo_change_per_beat else None
@@ -239,10 +374,17 @@ class TempoTracker:
         s = self.settings
         self._p = self._prior.copy()  # posterior over (tempo row, phase bin at self._t)
         self._offset = np.zeros(self.rows)
-        self._resonators = np.zeros(len(self._omega), complex)
-        self._chance_power = 0.0  # what |resonator|^2 would be for the same onsets at random times
-        self._periodic = 0.0
-        self._family_weight: np.ndarray | None = None  # fractional phase bin of each row (kept exact)
+        self._ioi.reset()
+        self._chords = 0.0  # running share of chord clusters (the interval model's texture feature)
+        self._chords_t: float | None = None
+        self._chords_w = 0.0
+        self._tempo_t = -math.inf  # when the interval model was last read
+        self._tempo_p: np.ndarray | None = None
+        self._ioi_bpm, self._ioi_confidence = self.fallback_bpm, 0.0
+        self._family_weight: np.ndarray | None = None  # the interval model's weight per tempo row
+        self._closed: list = []  # clusters heard but not yet taken into the filter: [t, x, pitch, applied x]
+        self._open: list | None = None  # the cluster still open (a chord may add notes to it)
+        self.costs = {"reestimate": deque(maxlen=4096), "catch_up": deque(maxlen=4096)}  # ns, for bench_update
         self._t: float | None = None
         self._cluster_t: float | None = None
         self._cluster_notes = 0
@@ -273,7 +415,11 @@ class TempoTracker:
 
     # ------------------------------------------------------------------ input
     def onset(self, time_s: float, pitch: int = 60, velocity: int = 64) -> None:
-        """One note-on. Chord notes come as several calls at (nearly) the same time."""
+        """One note-on. Chord notes come as several calls at (nearly) the same time.
+
+        O(1) and plain Python: the note joins its cluster (or opens one), the interval histogram
+        takes its intervals to the last few clusters. The filter takes the clusters in when the
+        time is next asked for (``estimate``), so a burst of notes costs the input path little."""
         s = self.settings
         t = float(time_s)
         if self._anchor_t is None:
@@ -286,34 +432,82 @@ class TempoTracker:
                 return
             self._lowest, self._loudest = min(self._lowest, pitch), max(self._loudest, velocity)
             self._x = cluster_features(self._cluster_notes, self._lowest, self._loudest, self._mean_lowest, self._mean_loudest)
-            lik = self.model.likelihood(self._x)
-            self._p *= (lik / self._lik)[self._idx]  # the cluster's evidence, revised with its new note
-            self._p *= 1.0 / self._p.sum()
-            self._lik = lik
-            self._normalise_and_follow(self._cluster_t)
+            self._open[1] = self._x
             return
-        self._close_cluster()
+        if self._cluster_t is not None:  # the open cluster is complete: it joins the running means
+            a = s.feature_memory
+            self._mean_lowest = (1 - a) * self._mean_lowest + a * self._lowest
+            self._mean_loudest = (1 - a) * self._mean_loudest + a * self._loudest
+            chord = 1.0 if self._cluster_notes >= 2 else 0.0
+            fade = math.exp(-(self._cluster_t - self._chords_t) / s.ioi_memory) if self._chords_t is not None else 0.0
+            self._chords_w = fade * self._chords_w + 1.0  # an exponentially weighted mean, as chordiness()
+            self._chords += (chord - self._chords) / self._chords_w
+            self._chords_t = self._cluster_t
+            self._closed.append(self._open)
         self._cluster_t, self._cluster_notes = t, 1
         self._lowest, self._loudest = float(pitch), float(velocity)
         if self._mean_lowest is None:
             self._mean_lowest, self._mean_loudest = float(pitch), float(velocity)
         self._x = cluster_features(1, pitch, velocity, self._mean_lowest, self._mean_loudest)
+        self._open = [t, self._x, pitch, None]
         self.onsets += 1
-        if self._t is not None:
-            fade = math.exp(-(t - self._t) / s.periodicity_memory)
-            self._resonators *= fade
-            self._chance_power *= fade * fade
-        self._resonators += np.exp(1j * t * self._omega)
-        self._chance_power += 1.0
-        self._update_periodicity()
+        self._ioi.add(t)
+
+    def _catch_up(self) -> None:
+        """Take the clusters heard since the last call into the filter, in order."""
+        if not self._closed and (self._open is None or self._open[3] is self._open[1]):
+            return
+        t0 = _time.perf_counter_ns()
+        for rec in self._closed:
+            self._apply(rec)
+            self._downbeat_vote(rec)
+        self._closed.clear()
+        if self._open is not None:
+            self._apply(self._open)
+        self.costs["catch_up"].append(_time.perf_counter_ns() - t0)
+
+    def _apply(self, rec: list) -> None:
+        """One cluster's evidence into the filter; a cluster taken in before its chord was
+        complete has its evidence revised."""
+        s = self.settings
+        t, x, pitch, applied = rec
+        if applied is x:
+            return
+        lik = self.model.likelihood(x)
+        if applied is not None:
+            self._p *= (lik / self._lik)[self._idx]  # the cluster's evidence, revised with its new notes
+            self._p *= 1.0 / self._p.sum()
+            self._lik = lik
+            rec[3] = x
+            self._normalise_and_follow(t)
+            return
+        rec[3] = x
+        if t >= self._tempo_t + s.tempo_every:
+            self._read_intervals(t)
         self._advance(t)
         self._idx = self._kernel_base + (self._offset * self._kernel_step).astype(int)[:, None]
-        self._lik = self.model.likelihood(self._x)
-        self._p *= self._lik[self._idx]
+        self._lik = lik
+        self._p *= lik[self._idx]
         self._p *= (1.0 - s.reopen) / self._p.sum()
         self._p += self._reopen_prior  # a mixture: a wrong lock can always be left
         if not self._count_in_heard(t, pitch):
             self._normalise_and_follow(t)
+
+    def _read_intervals(self, t: float) -> None:
+        """The interval model's tempo posterior: heavier than a note, so at most every tempo_every."""
+        s = self.settings
+        t0 = _time.perf_counter_ns()
+        self._tempo_t = t
+        if self._ioi.pairs <= 0.0:
+            return
+        p = self.periodicity.posterior(self._ioi.counts, self._chords)
+        self._tempo_p = p
+        self._ioi_bpm, self._ioi_confidence = self.periodicity.best(p)
+        self._ioi_bpm = min(s.max_bpm, max(s.min_bpm, self._ioi_bpm))
+        if s.periodicity_weight:
+            rows = np.bincount(self._cand_row, weights=p, minlength=self.rows)
+            self._family_weight = (rows / rows.max() + 1e-3) ** s.periodicity_weight
+        self.costs["reestimate"].append(_time.perf_counter_ns() - t0)
 
     def _flood(self, t: float) -> bool:
         """More note-ons in a second than a person plays is not music to follow: those notes are
@@ -389,18 +583,13 @@ class TempoTracker:
         self._reported_bpm = self._held_bpm = float(np.clip(60.0 / period, s.min_bpm, s.max_bpm))
         return True
 
-    def _close_cluster(self) -> None:
-        """The open cluster is complete: it joins the running means, and if it fell on a beat its
-        downbeat log-odds go to that beat's slot of the bar."""
-        if self._cluster_t is None:
-            return
+    def _downbeat_vote(self, rec: list) -> None:
+        """A complete cluster that fell on a beat adds its downbeat log-odds to that beat's slot."""
         s = self.settings
-        a = s.feature_memory
-        self._mean_lowest = (1 - a) * self._mean_lowest + a * self._lowest
-        self._mean_loudest = (1 - a) * self._mean_loudest + a * self._loudest
         if self.meter < 2 or self._confidence < s.follow_confidence:
             return
-        pos = self._position(self._cluster_t)
+        t, x = rec[0], rec[1]
+        pos = self._position(t)
         beat = round(pos)
         if abs(pos - beat) > 0.15:
             return
@@ -409,7 +598,7 @@ class TempoTracker:
             self._downbeat *= fade
         self._downbeat_seen = pos
         slot = beat % self.meter
-        self._downbeat[slot] += self.model.downbeat_logodds(self._x)
+        self._downbeat[slot] += self.model.downbeat_logodds(x)
         best = int(self._downbeat.argmax())
         if best != self._downbeat_slot and self._downbeat[best] > self._downbeat[self._downbeat_slot] + s.downbeat_margin:
             self._downbeat_slot = best
@@ -445,8 +634,10 @@ class TempoTracker:
         mass = weight / total
         # sure when either the filter has settled or the onsets are clearly periodic, each
         # measured against what random onsets reach (fitted on random onsets, train side)
-        sure = max((mass - s.chance_mass) / (1.0 - s.chance_mass),
-                   (self._periodic - s.chance_periodicity) / s.chance_periodicity)
+        sure = (mass - s.chance_mass) / (1.0 - s.chance_mass)
+        if self._tempo_p is not None:  # or the intervals clearly say the followed tempo
+            said = float(self._tempo_p[np.abs(self._cand_row - follow) <= 1].sum())
+            sure = max(sure, (said - s.chance_interval) / (1.0 - s.chance_interval))
         self._confidence = 0.0 if self._flooding else min(1.0, max(0.0, sure))
         if self._locked and self._confidence < 0.5 * s.lock_confidence:
             self._locked = False
@@ -476,22 +667,12 @@ class TempoTracker:
             if abs(bpm - self._reported_bpm) > s.bpm_deadband * self._reported_bpm:
                 self._reported_bpm = bpm
             self._held_bpm = self._reported_bpm
-
-    def _update_periodicity(self) -> None:
-        """How periodic the recent onsets are at each row's tempo family, regardless of phase and
-        octave: resonator power summed over the first four harmonics (a comb over the intervals
-        between all recent onsets), folded over octaves, raised to periodicity_weight (it weighs
-        the filter's rows at the readout); and the strongest comb against what onsets at random
-        times would give (1 is chance)."""
-        s = self.settings
-        power = self._resonators.real ** 2 + self._resonators.imag ** 2
-        K = self.rows
-        a, b, c = self._harmonic_shift
-        comb = power[:K] + power[a:a + K] + power[b:b + K] + power[c:c + K]
-        self._periodic = float(comb.max()) / (4.0 * self._chance_power)
-        if s.periodicity_weight:
-            family = np.bincount(self._family, weights=comb, minlength=s.rows_per_octave)
-            self._family_weight = (family / family.max())[self._family] ** s.periodicity_weight
+        elif (s.commit_confidence < 1.0 and self._ioi_confidence >= s.commit_confidence
+              and self.onsets >= s.commit_onsets and not self._flooding):
+            # not locked on a beat yet, but the intervals clearly say a tempo: play at it
+            bpm = self._ioi_bpm if s.commit_to == "intervals" else 60.0 / self._period
+            if abs(bpm - self._held_bpm) > s.bpm_deadband * self._held_bpm:
+                self._held_bpm = bpm
 
     def _position(self, t: float) -> float:
         if self._anchor_t is None:
@@ -501,6 +682,7 @@ class TempoTracker:
     # ------------------------------------------------------------------ output
     def estimate(self, now_s: float) -> Estimate:
         """Where the beat is at ``now_s``, from what was heard up to then."""
+        self._catch_up()
         pos = self._position(now_s)
         nxt = math.ceil(pos - 1e-9)
         next_beat = now_s + (nxt - pos) * self._period

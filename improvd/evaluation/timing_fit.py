@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from improvd.evaluation.timing import asap_items, find_corpora, load_performance
-from improvd.tempo import (CLASSES, KERNEL_BINS, TrackerSettings, is_compound, onset_features)
+from improvd.tempo import (CLASSES, KERNEL_BINS, MAX_BPM, MIN_BPM, PeriodicityModel, TrackerSettings, chordiness,
+                           ioi_histogram, is_compound, onset_features)
 
 HALF_WIDTH = 0.06  # a cluster within 6 % of a beat of its beat (or half beat) belongs to that class
 OUT = Path(__file__).resolve().parents[1] / "tempo_model.py"
@@ -100,6 +101,105 @@ def fit(data: dict) -> dict:
     return model
 
 
+# --------------------------------------------------------------------------- the tempo (periodicity) model
+ASAP_CHECKPOINTS = (8.0, 15.0, 30.0, 60.0, 120.0)  # seconds after the first onset
+TEMPO_L2 = 1e-3
+
+
+def tempo_samples(folder_jazz: Path | None, folder_asap: Path | None, memory: float, limit: int = 0) -> list[tuple[np.ndarray, float, str]]:
+    """(IOI histogram of the clusters before a checkpoint, the tempo there, corpus) from the
+    train split: WJazzD solos after 4 and 8 bars and at the end (annotated average tempo), ASAP
+    performances at a few checkpoints (the annotated beats' local tempo: median of the last 8
+    inter-beat intervals)."""
+    from improvd.evaluation.timing import WJAZZD_CHECKPOINTS, load_solo, wjazzd_items
+
+    out = []
+    if folder_jazz is not None:
+        items = wjazzd_items(folder_jazz, "train")
+        for name, bpm in items[:limit or None]:
+            solo = load_solo(folder_jazz, name, bpm)
+            starts, x = onset_features(solo.notes.times, solo.notes.pitches, solo.notes.velocities)
+            t0 = float(starts[0])
+            for end in [t0 + n * 4 * 60.0 / bpm for n in WJAZZD_CHECKPOINTS] + [float(starts[-1]) + 1e-6]:
+                out.append((ioi_histogram(starts, memory, end), bpm, "wjazzd", chordiness(starts, x, memory, end)))
+    if folder_asap is not None:
+        items = asap_items(folder_asap, "train")
+        for midi, annotations, piece in items[:limit or None]:
+            perf = load_performance(folder_asap, midi, annotations, piece)
+            starts, x = onset_features(perf.notes.times, perf.notes.pitches, perf.notes.velocities)
+            t0 = float(starts[0])
+            for c in ASAP_CHECKPOINTS:
+                end = t0 + c
+                before = perf.beats[perf.beats < end]
+                if end > starts[-1] or len(before) < 9:
+                    continue
+                bpm = 60.0 / float(np.median(np.diff(before[-9:])))
+                if MIN_BPM <= bpm <= MAX_BPM:
+                    out.append((ioi_histogram(starts, memory, end), bpm, "asap", chordiness(starts, x, memory, end)))
+    return out
+
+
+def _conditional_logit(X: np.ndarray, Y: np.ndarray, l2: float = TEMPO_L2, weights: np.ndarray | None = None) -> np.ndarray:
+    """Weights w maximising the mean log of the softmax(X @ w) mass on the positive candidates."""
+    from scipy.optimize import minimize
+
+    sw = np.ones(len(X)) if weights is None else weights / weights.mean()
+
+    def loss(w):
+        z = X @ w
+        z = z - z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        pos = (p * Y).sum(axis=1) + 1e-12
+        # d/dw of -log pos: E_p[x] - E_{p|pos}[x]
+        q = p * Y / pos[:, None]
+        grad = ((p - q)[:, :, None] * X).sum(axis=1)
+        return float(-(sw * np.log(pos)).mean() + l2 * (w ** 2).sum()), (sw[:, None] * grad).mean(axis=0) + 2 * l2 * w
+
+    return minimize(loss, np.zeros(X.shape[2]), jac=True, method="L-BFGS-B").x
+
+
+def tempo_design(samples, fallback_bpm: float = 120.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    model = PeriodicityModel(fallback_bpm)
+    X = np.array([model.features(h, c) for h, _, _, c in samples])
+    R = np.array([s[1] for s in samples])
+    Y = np.abs(model.bpm[None, :] / R[:, None] - 1.0) <= 0.04
+    return X, Y, R
+
+
+def tempo_accuracy(w: np.ndarray, X: np.ndarray, R: np.ndarray) -> tuple[float, float]:
+    from improvd.evaluation.timing import tempo_hits
+
+    bpm = PeriodicityModel(120.0).bpm
+    est = bpm[np.argmax(X @ w, axis=1)]
+    hits = np.array([tempo_hits(e, r) for e, r in zip(est, R)])
+    return float(hits[:, 0].mean()), float(hits[:, 1].mean())
+
+
+def fit_tempo(samples) -> dict:
+    X, Y, R = tempo_design(samples)
+    corpus = np.array([s[2] for s in samples])
+    # each corpus weighs the same however many samples it gives
+    sw = np.where(corpus == "wjazzd", 1.0 / max(1, (corpus == "wjazzd").sum()), 1.0 / max(1, (corpus == "asap").sum()))
+    w = _conditional_logit(X, Y, weights=sw)
+    report = {c: tempo_accuracy(w, X[corpus == c], R[corpus == c]) for c in sorted(set(corpus))}
+    return {"tempo_weights": w, "tempo_samples": len(samples), "tempo_train_acc": report}
+
+
+def current_onset_model() -> dict:
+    """The onset model as improvd/tempo_model.py holds it now (to refit the interval model alone)."""
+    import importlib
+    import re
+
+    from improvd import tempo_model as m
+
+    m = importlib.reload(m)
+    head = re.search(r"Fitted on (\d+) performances \((\d+) onset clusters\)", m.__doc__ or "")
+    return {"class_coef": m.CLASS_COEF, "class_intercept": m.CLASS_INTERCEPT, "adjust": m.CLASS_ADJUST,
+            "kernels": m.KERNELS, "downbeat_coef": m.DOWNBEAT_COEF, "downbeat_intercept": m.DOWNBEAT_INTERCEPT,
+            "performances": int(head.group(1)) if head else 0, "clusters": int(head.group(2)) if head else 0}
+
+
 def _fmt(a) -> str:
     a = np.asarray(a, dtype=float)
     if a.ndim == 0:
@@ -120,6 +220,10 @@ def write(model: dict, out: Path = OUT) -> Path:
         "CLASS_ADJUST = {" + ", ".join(f'"{k}": {_fmt(v)}' for k, v in model["adjust"].items()) + "}",
         f"DOWNBEAT_COEF = {_fmt(model['downbeat_coef'])}",
         f"DOWNBEAT_INTERCEPT = {_fmt(model['downbeat_intercept'])}",
+        "# the interval model (improvd.tempo.PeriodicityModel): comb at x1/3 x1/2 x2/3 x1 x1.5 x2 x3 x4, prior x, x^2;",
+        f"# then the same times the share of chords. {model['tempo_samples']} samples (WJazzD and ASAP train); on them,",
+        "# Acc1/Acc2 of its best candidate: " + ", ".join(f"{k} {a:.3f}/{b:.3f}" for k, (a, b) in model["tempo_train_acc"].items()),
+        f"TEMPO_WEIGHTS = {_fmt(model['tempo_weights'])}",
         "KERNELS = {",
     ]
     for k, v in model["kernels"].items():
@@ -127,20 +231,29 @@ def write(model: dict, out: Path = OUT) -> Path:
         lines += [f"        {_fmt(row)}," for row in v]
         lines.append("    ],")
     lines.append("}")
-    out.write_text("\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    out.write_text(text)
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", action="append", default=[], help="the timing folder or its asap/ subfolder")
+    ap.add_argument("--data", action="append", default=[], help="the timing folder (wjazzd_onsets/ and asap/)")
+    ap.add_argument("--part", choices=("all", "tempo"), default="all",
+                    help="tempo: refit the interval model only, keeping the onset model as it is")
     args = ap.parse_args(argv)
-    folder = find_corpora(args.data).get("asap")
+    corpora = find_corpora(args.data)
+    folder = corpora.get("asap")
     if folder is None:
         raise SystemExit("no asap/ corpus under --data")
-    data = collect(folder, TrackerSettings())
-    model = fit(data)
-    print(f"{data['performances']} performances, {model['clusters']} clusters; wrote {write(model)}")
+    if args.part == "all":
+        data = collect(folder, TrackerSettings())
+        model = fit(data)
+    else:
+        model = current_onset_model()
+    model |= fit_tempo(tempo_samples(corpora.get("wjazzd"), folder, TrackerSettings().ioi_memory))
+    print(f"{model['performances']} performances, {model['clusters']} clusters; {model['tempo_samples']} tempo samples "
+          f"(train Acc1/Acc2 {model['tempo_train_acc']}); wrote {write(model)}")
 
 
 if __name__ == "__main__":
