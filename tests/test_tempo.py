@@ -110,6 +110,24 @@ def test_swing_is_followed_at_its_tempo_not_at_the_hemiola():
         assert np.median(beat_errors(perf, predictions, after_beat=12)) < 0.030
 
 
+@pytest.mark.parametrize("bpm", [110, 140, 200, 260])
+def test_a_sparse_swung_line_gives_its_tempo_within_eight_bars(bpm):
+    """A horn solo's start: single notes (one velocity), swung eighths with rests, no chord, no
+    bass. The interval model must name the tempo (not the fallback 120, not the eighth-note rate)
+    by the end of 8 bars, sure enough to play at it."""
+    rng = np.random.default_rng(bpm)
+    beat, notes = 60.0 / bpm, []
+    for b in range(32):
+        for sub in (0.0, 2 / 3 if bpm < 220 else 0.55):
+            if rng.random() < 0.85:
+                notes.append(1.0 + (b + sub) * beat + rng.normal(0, 0.01))
+    tracker = TempoTracker(fallback_bpm=120)
+    for t in sorted(notes):
+        tracker.onset(t, int(rng.integers(60, 80)), 64)
+    e = tracker.estimate(1.0 + 32 * beat)
+    assert e.bpm == pytest.approx(bpm, rel=0.04) and e.heard_bpm == pytest.approx(bpm, rel=0.04)
+
+
 def test_ritardando_is_followed_and_settles_on_the_new_tempo():
     def rit(b):  # 120 for 24 beats, down to 80 over 16 beats, then 80
         return 120.0 if b < 24 else max(80.0, 120.0 - 40.0 * (b - 24) / 16)
@@ -299,6 +317,10 @@ def test_fitted_features_are_the_trackers_own():
 def test_bench_update_reports_the_cost():
     r = bench_update(400)
     assert r["notes"] == 400 and 0 < r["p50_us"] <= r["p99_us"] <= r["max_us"]
+    # the work onset() defers is measured too: per 10 ms tick, per catch-up, per re-estimate
+    assert 0 < r["tick_p50_us"] <= r["tick_p99_us"] <= r["tick_max_us"]
+    assert r["reestimates"] > 0 and 0 < r["reestimate_p50_us"] <= r["reestimate_p99_us"]
+    assert r["total_per_note_us"] > 0
     assert MIN_BPM <= r["bpm"] <= MAX_BPM
 
 
