@@ -20,6 +20,12 @@ How, and why this way:
   and accents therefore pull the beat towards themselves and a light run of sixteenths does not:
   that is what keeps the tracker off the off-beat and off double tempo. Compound meters (6/8)
   have their own phase model.
+- Which tempo, metrical level included, comes mostly from an interval model (PeriodicityModel):
+  a comb over a histogram of inter-onset intervals, read at x1/3 ... x4 of each candidate with a
+  prior, weights fitted on train (tempo_model.TEMPO_WEIGHTS). Its posterior weighs the filter's
+  tempo rows, and while the filter is unsure it sets bpm once it is clear (docs/tempo.md).
+- onset() is O(1) plain Python (cluster, 8 histogram increments); the filter takes the clusters
+  in at the next estimate(), and the interval model is re-read at most every 0.25 s of onsets.
 - The configured tempo (--tempo, default 120) is the centre of the prior over tempo rows (one
   octave wide): the level a listener taps when the notes allow several.
 - What the daemon hears is an output clock, a beat position that advances at the followed
