@@ -7,14 +7,18 @@ so whole bars are sampled ahead and kept in a small look-ahead buffer; the work 
 ticks with a fixed char budget per tick, so the clock is never held up.
 
 Constraints (the same ones `evaluate` reports as "constrained"): header lines in the order X T
-(Z) M L K with parseable M:/L:/K: values; the body written in the corpus's own alphabet
-(note letters, z and signs, anything inside chord quotes; '!' only after a bar line, as the
-lab's line ends; no field or new tune), no blank line before 8 notes (never in an answer); and
-every bar checked by the streaming parser the moment its bar line is complete: a bar that
-overfills M:, or falls short anywhere but at a line start (a pickup) or a line end (the bar
-that completes it), is sampled again from its start (at most ``BAR_RETRIES`` times). Offline,
-a whole tune whose bars could not be fitted is sampled again (``sample_tune``); live, the bar
-is played as it is.
+(Z) M L K with M: one of C, C| or n/2 n/4 n/8, L: 1/4 1/8 or 1/16 and K: a tonic abc2midi
+reads; the body written in the corpus's own alphabet (note letters, z and signs; '!' only
+after a bar line and before a newline, as the lab's line ends; no field, chord symbol or new
+tune), and every char masked to what keeps the tune renderable by abc2midi with no error and
+no warning (``BarSampler``, ``Form``): no note past the end of its bar, bar lines only where
+the bar is full or, at a double bar or repeat, where its short length is what the next bar (a
+pickup) or the repeated section's pickup completes; a section after a repeated one opens with
+|:; [1 is closed by :| and followed by [2; tuplets, slurs, chords, broken pairs and ties are
+well formed and closed inside the bar; a tune ends only where all of it is closed, and near
+``max_chars`` closes at the first bar that can. A dead end the masks did not foresee samples
+the bar again from its start (``BAR_RETRIES`` at most). Live, the same sampler writes the
+answer, its first bar the rest of the bar the performer was in.
 """
 
 from __future__ import annotations
