@@ -355,7 +355,9 @@ def answer(model, call, chord_at, length: int, seed: int, chart: bool = True, wa
     bars = max(1, math.ceil(length / BAR_TICKS))
     chart_bars = math.ceil((end - origin + wait_ticks) / BAR_TICKS) + bars + 2
     text = chart_text(chord_at, origin // BAR_TICKS, chart_bars) if chart else None
-    s = Settings(model=model.card.name, seed=seed, tempo=TEMPO, bars=bars, max_bars=max(8, bars),
+    # the calls are rendered on an exact grid at TEMPO and the answers read back on it: the time
+    # is fixed, as `--tempo 120` fixes it (following the performer would move the bar lines)
+    s = Settings(model=model.card.name, seed=seed, tempo=TEMPO, tempo_follow="off", bars=bars, max_bars=max(8, bars),
                  wait=f"{wait_ticks / TICKS_PER_BEAT:g}beats", chords=text, **(settings or {}))
     clock = Clock(TEMPO)
     model.reset()  # every call is a new piece: nothing of the last pair leaks into this answer
