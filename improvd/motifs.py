@@ -276,15 +276,26 @@ def develop(f: Fragment, how: str, at: int, chord_at: ChordAt, rng: np.random.Ge
     return g
 
 
+def into_key(notes, home: frozenset) -> tuple:
+    """``notes`` transposed by the fewest semitones that puts the most of them in ``home``
+    (pitch classes): a call played in E flat, answered by a model that keeps G, is answered
+    with its motifs in G, as a player answers in the tune's key."""
+    if not home or not notes:
+        return tuple(notes)
+    shift = max(range(-6, 6), key=lambda k: (sum((n.pitch + k) % 12 in home for n in notes), -abs(k)))
+    return tuple(replace(n, pitch=n.pitch + shift) for n in notes)
+
+
 def candidates(call, at: int, chord_at: ChordAt, rng: np.random.Generator, count: int, until: int | None = None,
-               avoid=frozenset()) -> list[Fragment]:
+               avoid=frozenset(), home: frozenset = frozenset()) -> list[Fragment]:
     """``count`` developments of random fragments of ``call`` (notes), each placed at or after
     ``at`` and starting before ``until``; none whose pitches ``avoid`` holds already (an answer
-    does not quote itself)."""
+    does not quote itself). ``home``: the key the answer keeps (see ``into_key``)."""
+    call = into_key(call, home)
     pool = fragments(call)
     if not pool:
         return []
-    key = scale_of(call)
+    key = home or scale_of(call)
     out: list[Fragment] = []
     for _ in range(4 * count):
         if len(out) >= count:

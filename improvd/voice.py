@@ -289,7 +289,8 @@ class Voice:
         if self.rng.random() >= self.echo:
             echo.next = tick + BAR_TICKS
             return
-        found = motifs.candidates(echo.call, max(tick, echo.free), chord_at, self.rng, Echo.CANDIDATES, until=echo.end, avoid=echo.used)
+        found = motifs.candidates(echo.call, max(tick, echo.free), chord_at, self.rng, Echo.CANDIDATES, until=echo.end,
+                                  avoid=echo.used, home=model.home_scale())
         found = [motifs.Fragment(tuple(n for n in f.notes if n.onset < echo.end), f.how) for f in found]
         found = [f for f in found if len(f.notes) >= motifs.MIN_NOTES]
         if not found:

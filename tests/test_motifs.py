@@ -138,3 +138,16 @@ def test_the_voice_keeps_the_call_and_develops_it_in_the_answer():
     call_shapes = {tuple(b - a for a, b in zip(CALL[i:i + 3], CALL[i + 1:i + 3])) for i in range(len(CALL) - 2)}
     assert any(tuple(b - a for a, b in zip(f.pitches[i:i + 3], f.pitches[i + 1:i + 3])) in call_shapes
                for f in echo.fragments for i in range(len(f.pitches) - 2))
+
+
+def test_a_call_in_another_key_is_answered_in_the_models_key():
+    from improvd.encoding.abc import parse_key
+    from improvd.motifs import Note, into_key
+
+    e_flat = [Note(i * 6, p, 6) for i, p in enumerate([63, 65, 67, 68, 70, 72, 74, 75])]
+    g = parse_key("G").pitch_classes
+    moved = into_key(e_flat, g)
+    assert all(n.pitch % 12 in g for n in moved)
+    assert [n.pitch - m.pitch for n, m in zip(moved, e_flat)] == [4] * 8  # E flat major up a third is G major
+    assert into_key(e_flat, parse_key("Eb").pitch_classes) == tuple(e_flat)  # already home: unchanged
+    assert into_key(e_flat, frozenset()) == tuple(e_flat)

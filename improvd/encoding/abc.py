@@ -226,6 +226,12 @@ class Key:
     def fifths(self) -> int:
         return sum(a for _l, a in self.accidentals)
 
+    @property
+    def pitch_classes(self) -> frozenset:
+        """The seven pitch classes the signature leaves its letters on."""
+        natural = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+        return frozenset((pc + self.alter(letter)) % 12 for letter, pc in natural.items())
+
 
 def parse_key(text: str) -> Key:
     """K: field value: tonic (+ # or b), optional mode (any prefix of the mode's name), optional

@@ -91,6 +91,11 @@ class StepModel(ABC):
         returns False, and the voice lets the model play on unheard under the fragment."""
         return False
 
+    def home_scale(self) -> frozenset:
+        """Pitch classes of the key the model answers in, where it keeps one (folk: its K:), so
+        a motif of the call is moved into it; empty: the call's own key is the answer's."""
+        return frozenset()
+
     def likelihood(self, ctx: PlayContext, notes) -> float | None:
         """How likely the model finds ``notes`` (improvd.motifs.Note, absolute onsets, from
         ``ctx.tick`` on) as its own next line: mean log-probability a note, or None for a family

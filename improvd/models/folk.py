@@ -906,6 +906,14 @@ class FolkModel(StepModel):
             self.home_key = settings.key
         self.reset()
 
+    def home_scale(self) -> frozenset:
+        """The tune's key (the settings', or the one found from the phrase): motifs of the call
+        are answered in it."""
+        try:
+            return enc.parse_key(self.key_name).pitch_classes
+        except Exception:  # a key the parser cannot read: the call's own key then
+            return frozenset()
+
     # -- state ---------------------------------------------------------------------------------
     def reset(self) -> None:
         """A fresh tune in the home key: a key detected from the last piece's phrases must not
