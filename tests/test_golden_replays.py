@@ -30,8 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).with_name("golden_replays.json")
 INPUTS = sorted((ROOT / "tests" / "data").glob("*.mid")) + sorted((ROOT / "examples").glob("*.mid"))
 PLAYS = [("jazz", "call-response"), ("jazz", "duet"), ("deepjazz", "call-response"), ("deepjazz", "duet"),
-         ("folk", "call-response"), ("folk", "duet"), ("rnnrbm", "harmonize"), ("rnnrbm", "duet"),
-         ("rnnrbm", "call-response")]
+         ("folk", "call-response"), ("folk", "duet"), ("rnnrbm", "harmonize"), ("rnnrbm", "duet")]  # rnnrbm refuses call-response (#15)
 CHART = "F7 | Bb7 | F7 | F7 | Bb7 | Bb7 | F7 | F7 | Gm7 | C7 | F7 | C7"
 
 
