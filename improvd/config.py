@@ -58,6 +58,7 @@ class CCSettings:
     loop: int = 24  # held: repeat the last answer
     tempo: int = 25  # 40 + 2 x value BPM
     model: int = 26  # value picks among the loaded models (program change does too)
+    echo: int = 27  # value / 127: how much answers develop the call's motifs
     state: int = 0  # CC improvd SENDS with its state (0 idle, 64 listening, 127 answering); 0 = off
 
 
@@ -292,7 +293,7 @@ def validate(s: Settings) -> Settings:
                                   ("humanize_ms", 0, 100, "ms")):
         if not low <= getattr(r, name) <= high:
             raise ConfigError(f"rules.{name} = {getattr(r, name)} is out of range: use {low}..{high} ({unit})")
-    for name in ("temperature", "mode", "reset", "panic", "sustain", "mutate", "loop", "tempo", "model", "state"):
+    for name in ("temperature", "mode", "reset", "panic", "sustain", "mutate", "loop", "tempo", "model", "echo", "state"):
         v = getattr(s.cc, name)
         if not 0 <= v <= 127:
             raise ConfigError(f"cc.{name} = {v} is not a controller number: use 0..127")

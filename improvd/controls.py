@@ -22,11 +22,12 @@ class Action(Enum):
     LOOP = "loop"  # held: the last answer again and again
     TEMPO = "tempo"  # 40 + 2 x value BPM
     MODEL = "model"  # pick among the loaded models (program change does too)
+    ECHO = "echo"  # how much answers develop the call: 0 the model alone .. 127 all the time
 
 
 # When two actions are given one controller number, the earlier one here wins.
 PRECEDENCE = (Action.SUSTAIN, Action.TEMPERATURE, Action.PANIC, Action.RESET, Action.MODE, Action.MUTATE,
-              Action.LOOP, Action.TEMPO, Action.MODEL)
+              Action.LOOP, Action.TEMPO, Action.MODEL, Action.ECHO)
 # Actions that fire on a press (value > 0), not on the release that follows it.
 ON_PRESS = frozenset((Action.PANIC, Action.RESET, Action.MODE, Action.MUTATE))
 

@@ -139,6 +139,8 @@ class Engine:
             self.set_tempo(tempo_of(value), f"CC{number}")
         elif action == Action.MODEL:
             self._pick_model(pick_of(value, len(self.models)))
+        elif action == Action.ECHO:
+            self.voice.set_echo(value / 127)
 
     def on_input_now(self, now: float) -> None:
         """Right after input: a mode that reacts at once (harmonize) does so here."""

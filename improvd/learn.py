@@ -15,7 +15,7 @@ from pathlib import Path
 from improvd import ImprovdError
 from improvd.midi.normalise import normalise
 
-CONTROLS = ("temperature", "mode", "reset", "panic", "mutate", "loop", "tempo", "model")
+CONTROLS = ("temperature", "mode", "reset", "panic", "mutate", "loop", "tempo", "model", "echo")
 
 
 def wait_for_cc(port, timeout: float, exclude=(64,)) -> int | None:

@@ -313,3 +313,16 @@ def test_the_loop_guard_trips_on_a_loop_and_not_on_a_line():
     for pitch in [77, 77, 77, 78] * 3:
         guard.note(pitch)
     assert guard.trips >= 1 and 77 in guard.ban
+
+
+def test_the_echo_controller_sets_how_much_answers_develop_the_call():
+    from improvd.config import load_settings
+    from improvd.session import build
+
+    s = load_settings(None, {"model": "jazz", "seed": 1, "tempo": "120"}, environ={})
+    session = build(s, lambda *a: None)
+    assert session.engine.voice.echo == 0.85
+    session.engine.on_message(mido.Message("control_change", control=s.cc.echo, value=0), 0.0)
+    assert session.engine.voice.echo == 0.0
+    session.engine.on_message(mido.Message("control_change", control=s.cc.echo, value=127), 0.1)
+    assert session.engine.voice.echo == 1.0
