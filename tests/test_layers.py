@@ -16,7 +16,7 @@ LAYERS = [
      "improvd.registry"],
     ["improvd.chords"],
     ["improvd.encoding.events", "improvd.encoding.grammar", "improvd.encoding.abc", "improvd.abcstream",
-     "improvd.encoding.jazz"],
+     "improvd.encoding.jazz", "improvd.motifs"],
     ["improvd.config", "improvd.clock", "improvd.midi.files", "improvd.midi.ports", "improvd.models.runtime"],
     ["improvd.encoding.pianoroll", "improvd.models.card", "improvd.models"],
     ["improvd.models.base", "improvd.rules"],

@@ -339,7 +339,8 @@ def test_exception_in_a_model_step_keeps_the_daemon_playing():
     from improvd.live import Daemon
 
     name = f"exc{uuid.uuid4().hex[:6]}"
-    s = load_settings(flags=dict(virtual=True, client_name=name, backend="jack", tempo=120, wait="500ms", bars=1, seed=2), environ={})
+    s = load_settings(flags=dict(virtual=True, client_name=name, backend="jack", tempo=120, wait="500ms", bars=1, seed=2,
+                                   echo=0), environ={})  # echo 0: every step of the answer is the model's
     d = Daemon(s)
     d.engine.model = Exploding(d.engine.model)
     th = threading.Thread(target=d.run, kwargs={"duration": 12})
