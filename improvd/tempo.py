@@ -117,6 +117,42 @@ class TrackerSettings:
     count_in_tolerance: float = 0.1  # count-in notes' spacing may vary by this fraction
     residual_gain: float = 0.2  # how fast the grid learns where beat-like notes land against the filter's beat
     residual_window: float = 0.12  # only notes this close to a beat (beats) teach it
+    level_select: bool = True  # choose the metrical level from where onsets recur (simple meters)
+    level_ratio: float = 0.8  # a level twice as fast is the beat while its grid is hit this share as often
+    level_ratio_keep: float = 0.7  # ...or this share, when it is the level held now
+    level_window_beats: float = 16.0  # the level check looks back this many followed beats...
+    level_window: tuple = (4.0, 12.0)  # ...within these seconds
+    level_min_clusters: int = 8  # and needs this many clusters there
+    level_hold: int = 3  # checks running (one every tempo_every of onsets) a new level must be chosen
+    level_band: float = 0.5  # octaves around the chosen level where rows compete freely
+    level_floor: float = 1e-4  # weight of the rows outside it, slower...
+    level_floor_up: float = 1e-4  # ...and faster
+    level_weak: float = 0.25  # added grid points this much quieter (20 velocity steps) than the mean are subdivisions
+    level_keep: float = 0.6  # below this share of any level's grid points hit, no level is held
+    level_by_intervals: bool = True  # among the levels the playing fills, the interval model picks
+    level_hold_bonus: float = 1.3  # ...with the level held weighing this much more
+    level_strict: float = 0.9  # the level is chosen (and weighs) only while some level's grid is hit this often...
+    level_strict_rms: float = 0.008  # ...within this many seconds (rms): a strict beat, not rubato
+    level_strict_hits: int = 6  # ...on at least this many points
+    level_min_bpm: float = 40.0  # levels slower than this are not tapped
+    family_spread: int = 0  # rows either side that share the interval model's weight (5 %, rows apart)
+    fit_beats: bool = True  # the grid's tempo and phase from a line through the recent on-beat notes
+    fit_window: float = 0.15  # notes this close to a beat (beats) are on it
+    fit_memory: float = 8.0  # beats: the line's weights fade over this many
+    fit_agree: float = 0.01  # the line is first taken when its tempo is within this (log) of the filter's
+    fit_bend: float = 2.0  # the parabola's tangent is taken when the line's residual is this many times its own
+    fit_agree_strict: float = 0.04  # ...or of this, while the beat is strict (see level_strict)
+    fit_rows: float = 1.0  # while it holds, the filter's rows are weighed around its tempo (rows, sd)
+    fit_strong: float = 0.3  # beat-like notes (the onset model's beat probability) that...
+    fit_misses: int = 3  # ...fall this many times running just off the line's beats drop it
+    fit_leads: bool = False  # the line leads the filter (follows tempo changes itself), or only refines it
+    reseed: bool = False  # look for a new grid when the playing stops fitting the line's
+    reseed_window: float = 4.0  # seconds (or reseed_beats of the level) of the last stretch of playing a new grid is looked for in
+    reseed_beats: float = 8.0
+    reseed_tau: float = 1.5  # seconds: how fast older notes weigh less when a new grid is looked for
+    reseed_margin: float = 0.15  # another grid hit this much more often over the last stretch, twice running: take it
+    downbeat_base: float = 1.0  # share of the model's intercept taken off each vote (1: a plain cluster votes 0, not against)
+    downbeat_loud: float = 0.5  # downbeat log-odds a cluster gains per 20 velocity steps above the recent ones
 
 
 def parse_meter(meter: int | str) -> tuple[int, bool]:
@@ -416,6 +452,21 @@ class TempoTracker:
         self._downbeat = np.zeros(self.meter)  # downbeat log-odds per beat-of-the-bar slot
         self._downbeat_slot = 0
         self._downbeat_seen: float | None = None
+        self._history: deque = deque(maxlen=160)  # clusters taken in, for the level check: [t, x, ...]
+        self._level_bpm: float | None = None  # the metrical level chosen (bpm), or None while undecided
+        self._level_pick: float | None = None  # a level the check asks for, not yet held long enough
+        self._level_since = 0.0
+        self._level_loud = 0.0
+        self._revote = False
+        self._revote_from = -math.inf
+        self._fit: deque = deque(maxlen=12)  # (beat number, time, filter period) of on-beat clusters
+        self._fit_period: float | None = None  # the line's period while it holds
+        self._fit_miss = 0
+        self._fit_rms = math.inf
+        self._strict = False
+        self._reseed_asked = 0
+        self._fit_lost = -math.inf
+        self._family_spread: np.ndarray | None = None
         self._count_in: list[tuple[float, int]] | None = []
         self.onsets = 0
 
@@ -467,6 +518,7 @@ class TempoTracker:
         for rec in self._closed:
             self._apply(rec)
             self._downbeat_vote(rec)
+            self._history.append(rec)
         self._closed.clear()
         if self._open is not None:
             self._apply(self._open)
@@ -512,8 +564,191 @@ class TempoTracker:
         self._ioi_bpm = min(s.max_bpm, max(s.min_bpm, self._ioi_bpm))
         if s.periodicity_weight:
             rows = np.bincount(self._cand_row, weights=p, minlength=self.rows)
-            self._family_weight = (rows / rows.max() + 1e-3) ** s.periodicity_weight
+            w = rows / rows.max()
+            self._family_weight = (w + 1e-3) ** s.periodicity_weight
+            if s.family_spread:  # once a level is chosen the intervals say the level, the beats the tempo
+                r = s.family_spread
+                padded = np.concatenate([np.full(r, w[0]), w, np.full(r, w[-1])])
+                w = np.max(np.lib.stride_tricks.sliding_window_view(padded, 2 * r + 1), axis=1)
+                self._family_spread = (w + 1e-3) ** s.periodicity_weight
+        if s.level_select and not self.compound:
+            if s.fit_beats and s.reseed and self._level_bpm is not None:
+                self._reseed(t)
+            self._check_level(t)
         self.costs["reestimate"].append(_time.perf_counter_ns() - t0)
+
+    def _level_rates(self, t: float) -> dict | None:
+        """How often the grid points of each metrical level (x1/4 ... x4 of the followed beat)
+        have an onset cluster on them over the last few seconds, at the best phase and the best
+        tempo within 2 % of the followed one; grid points inside rests (gaps of more than a couple
+        of beats) do not count."""
+        s = self.settings
+        period = self._period
+        span = min(s.level_window[1], max(s.level_window[0], s.level_window_beats * period))
+        hist = self._history
+        n = len(hist)
+        k = n
+        while k > 0 and (hist[k - 1][0] > t - span or n - k < s.level_min_clusters + 4) and hist[k - 1][0] > t - 20.0:
+            k -= 1
+        if n - k < s.level_min_clusters:
+            return None
+        times = np.array([hist[i][0] for i in range(k, n)])
+        loud = np.array([hist[i][1][2] for i in range(k, n)])
+        self._level_loud = float(loud.mean())
+        u = (times - 0.5 * (times[0] + times[-1])) / period  # beats of the followed level, from the middle
+        gaps = np.diff(times)
+        cut = np.flatnonzero(gaps > max(1.2, 2.5 * period))  # rests split the window into stretches
+        first, last = np.concatenate([[0], cut + 1]), np.concatenate([cut, [len(u) - 1]])
+        stretch = (np.array([0.98, 0.99, 1.0, 1.01, 1.02]))[:, None]
+        out = {}
+        for f in (0.25, 0.5, 1.0, 2.0, 4.0):
+            bpm = 60.0 / period * f
+            if not (max(s.level_min_bpm, s.min_bpm) <= bpm <= s.max_bpm):
+                continue
+            cp = period / f
+            tol = min(0.07, max(0.03, 0.1 * cp)) / cp  # candidate beats
+            phases = np.arange(0.0, 1.0, tol)
+            w = ((u * f)[None, :] * stretch)[:, None, :] - phases[None, :, None]  # (stretch, phase, cluster)
+            w = w.reshape(-1, len(u))
+            r = np.round(w)
+            hit = np.abs(w - r) < tol
+            hit[:, 1:] &= ~(hit[:, :-1] & (r[:, 1:] == r[:, :-1]))  # one hit a grid point
+            expected = (np.floor(w[:, last] + tol) - np.ceil(w[:, first] - tol) + 1).sum(axis=1)
+            rate = hit.sum(axis=1) / np.maximum(expected, 1.0)
+            if expected.min() < 4:
+                continue
+            sums = hit @ loud
+            i = int((rate + 1e-3 * sums / len(u)).argmax())  # ties: the phase on the louder notes
+            dev = (w[i] - r[i])[hit[i]] * cp  # how far the hits lie from a straight grid, trend removed
+            x = u[hit[i]]
+            if len(x) >= 3 and np.ptp(x) > 0:
+                dev = dev - np.polyval(np.polyfit(x, dev, 1), x)
+            rms = float(np.sqrt(np.mean((dev - dev.mean()) ** 2))) if len(dev) else math.inf
+            out[f] = (float(rate[i]), int(hit[i].sum()), float(sums[i]), rms)
+        return out
+
+    def _reseed(self, t: float) -> None:
+        """Is the line through the beats still the player's? Among the grids within the chosen
+        level (x0.7 ... x1.43 of it, every phase), the one whose points the last stretch of
+        playing hits most often: when it beats the line's own grid by reseed_margin twice
+        running (or there is no line), the line starts again from its hits. Twice as fast wins
+        when its grid is hit as often and the points it adds are not only the weakest notes."""
+        s = self.settings
+        hist = self._history
+        n = len(hist)
+        base = 60.0 / self._level_bpm
+        rest = max(1.2, 2.5 * base)
+        start = max(t - max(s.reseed_window, s.reseed_beats * base), self._fit_lost)
+        k = n - 1  # back to the start of the last stretch of playing, at most a few seconds
+        while k > 0 and hist[k - 1][0] >= start and hist[k][0] - hist[k - 1][0] < rest:
+            k -= 1
+        if n - k < 6:
+            return
+        times = np.array([hist[i][0] for i in range(k, n)])
+        loud = np.array([hist[i][1][2] for i in range(k, n)])
+        periods = base * np.exp(np.linspace(-0.36, 0.36, 73))
+        tol = 0.1
+        phases = np.arange(0.0, 1.0, tol)
+        npc = len(phases)
+        per = np.repeat(periods, npc)
+        u = (times - times[-1])[None, :] / per[:, None] - np.tile(phases, len(periods))[:, None]
+
+        def rate(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            r = np.round(u)
+            hit = np.abs(u - r) < tol
+            hit[:, 1:] &= ~(hit[:, :-1] & (r[:, 1:] == r[:, :-1]))
+            count = np.floor(u[:, -1] + tol) - np.ceil(u[:, 0] - tol) + 1
+            return np.where(count >= 4, hit.sum(axis=1) / np.maximum(count, 4.0), 0.0), hit
+
+        score, hit = rate(u)
+        best = int((score + 1e-3 * np.tanh(hit @ loud / len(times))).argmax())  # ties: the phase on the louder notes
+        if hit[best].sum() < 4 or score[best] < s.level_keep:
+            return
+        half = int(np.abs(np.log(periods / (0.5 * per[best]))).argmin())
+        if abs(math.log(periods[half] / (0.5 * per[best]))) < 0.015:  # twice as fast is in range
+            rows = slice(half * npc, (half + 1) * npc)
+            j = half * npc + int((score[rows] + 1e-3 * np.tanh(hit[rows] @ loud / len(times))).argmax())
+            added = int(hit[j].sum() - hit[best].sum())
+            if added >= 2 and score[j] >= s.level_ratio * score[best] \
+                    and (float(hit[j] @ loud) - float(hit[best] @ loud)) / added >= float(loud.mean()) - s.level_weak:
+                best = j
+        if self._fit_period is not None:  # the line holds: does the playing of late fit another grid better?
+            now, _ = rate(self._position(times)[None, :])
+            if score[best] < float(now[0]) + s.reseed_margin:
+                self._reseed_asked = 0
+                return
+            self._reseed_asked += 1
+            if self._reseed_asked < 2:
+                return
+        self._reseed_asked = 0
+        r = np.round(u[best])
+        shift = round(self._position(times[-1]) - u[best, -1])
+        fit = self._fit
+        fit.clear()
+        for i in np.flatnonzero(hit[best]):
+            fit.append((int(r[i]) + shift, float(times[i]), float(per[best])))
+        line = self._line()
+        if line is None:
+            fit.clear()
+            return
+        slope, icept = line
+        self._fit_period = slope
+        self._fit_miss = 0
+        self._revote, self._revote_from = True, float(times[0])
+        self._anchor_t, self._anchor_beat, self._period = float(times[-1]), (float(times[-1]) - icept) / slope, slope
+
+    def _steady(self) -> bool:
+        """The player keeps a strict beat now: at the last level check some metrical level's grid
+        was hit nearly everywhere (rubato, as in most piano playing, leaves the level to the filter)."""
+        return self._strict
+
+    def _check_level(self, t: float) -> None:
+        """The metrical level a listener taps: from the slowest level up, twice as fast while its
+        grid points are still hit (nearly) as often: the beat is where the onsets recur, the
+        subdivisions that are only sometimes played are not. A new level must be asked for
+        running for level_hold seconds (hysteresis); then the rows outside it weigh little."""
+        s = self.settings
+        if self._follow is None or self._anchor_t is None or not self._locked:
+            return
+        rates = self._level_rates(t)
+        if not rates or 1.0 not in rates:
+            return
+        self._strict = any(r[0] >= s.level_strict and r[1] >= s.level_strict_hits and r[3] <= s.level_strict_rms
+                           for r in rates.values())
+        if not self._strict:
+            return
+        if max(r[0] for r in rates.values()) < s.level_keep:  # no grid is kept: no level either
+            self._level_bpm = self._level_pick = None
+            return
+        levels = sorted(rates)
+        chosen = levels[0]
+        fine = [chosen]  # the levels whose grids the playing fills: from the slowest up, while...
+        for f in levels[1:]:
+            (r0, h0, l0, _), (r1, h1, l1, _) = rates[chosen], rates[f]
+            filled = r1 > 0 and r1 >= s.level_ratio * r0  # ...its grid is hit (nearly) as often, and
+            strong = h1 - h0 < 2 or (l1 - l0) / (h1 - h0) >= self._level_loud - s.level_weak  # the points it adds
+            # carry more than the weakest notes (else a subdivision); the level held is kept unless it only subdivides
+            if not (strong if f == 1.0 else (filled and strong)):
+                break
+            chosen = f
+            fine.append(f)
+        if s.level_by_intervals and self._family_weight is not None and len(fine) > 1:
+            # which of those the listener taps: the interval model's choice among them (the level held wins a tie)
+            rows = [int(np.argmin(np.abs(self._log_freqs - math.log(f / self._period)))) for f in fine]
+            weight = [float(self._family_weight[r]) * (s.level_hold_bonus if f == 1.0 else 1.0) for f, r in zip(fine, rows)]
+            chosen = fine[int(np.argmax(weight))]
+        target = 60.0 / self._period * chosen
+        if chosen == 1.0:
+            self._level_pick = None
+            if self._level_bpm is None or abs(math.log2(self._level_bpm / target)) > s.level_band:
+                self._level_bpm = target
+            return
+        if self._level_pick is None or abs(math.log2(self._level_pick / target)) > 0.2:
+            self._level_pick, self._level_since = target, 1
+        else:
+            self._level_since += 1
+            if self._level_since >= s.level_hold:
+                self._level_bpm, self._level_pick = target, None
 
     def _flood(self, t: float) -> bool:
         """More note-ons in a second than a person plays is not music to follow: those notes are
@@ -589,7 +824,7 @@ class TempoTracker:
         self._reported_bpm = self._held_bpm = float(np.clip(60.0 / period, s.min_bpm, s.max_bpm))
         return True
 
-    def _downbeat_vote(self, rec: list) -> None:
+    def _downbeat_vote(self, rec: list, force: bool = False) -> None:
         """A complete cluster that fell on a beat adds its downbeat log-odds to that beat's slot."""
         s = self.settings
         if self.meter < 2 or self._confidence < s.follow_confidence:
@@ -604,17 +839,30 @@ class TempoTracker:
             self._downbeat *= fade
         self._downbeat_seen = pos
         slot = beat % self.meter
-        self._downbeat[slot] += self.model.downbeat_logodds(x)
+        self._downbeat[slot] += self.model.downbeat_logodds(x) - s.downbeat_base * self.model.down_intercept + s.downbeat_loud * x[2]
         best = int(self._downbeat.argmax())
-        if best != self._downbeat_slot and self._downbeat[best] > self._downbeat[self._downbeat_slot] + s.downbeat_margin:
+        if force or best != self._downbeat_slot and self._downbeat[best] > self._downbeat[self._downbeat_slot] + s.downbeat_margin:
             self._downbeat_slot = best
 
     # ------------------------------------------------------------------ the decision
     def _normalise_and_follow(self, t: float) -> None:
         s = self.settings
         own = self._p.sum(axis=1)  # the filter's mass per tempo row...
-        rows = own * self._family_weight if self._family_weight is not None else own  # ...weighed by the interval model
-        total = float(rows.sum())
+        plain = own * self._family_weight if self._family_weight is not None else own  # (what confidence reads)
+        if self._level_bpm is not None and self._steady():  # ...weighed by the metrical level chosen, while the beat is steady:
+            off = np.log2(self.freqs * 60.0 / self._level_bpm)
+            rows = plain = own * np.where(np.abs(off) <= s.level_band, 1.0, np.where(off > 0, s.level_floor_up, s.level_floor))
+            if self._fit_period is not None and s.fit_leads:  # the tempo the player's beats keep, while they keep one
+                d = (self._log_freqs + math.log(self._fit_period)) * (s.rows_per_octave / math.log(2.0))
+                rows *= np.exp(-0.5 * (d / s.fit_rows) ** 2) + 1e-3
+            elif self._family_spread is not None:  # or the interval model, as a level
+                rows *= self._family_spread
+            elif self._family_weight is not None:
+                rows *= self._family_weight
+        elif self._family_weight is not None:  # ...or by the interval model until then
+            rows = own * self._family_weight
+        else:
+            rows = own
         best = int(rows.argmax())
         follow = self._follow
         if follow is None:
@@ -629,6 +877,9 @@ class TempoTracker:
                     local, self._rival = best, None
                     self._downbeat[:] = 0.0  # another beat level: the bar is to be found again
                     self._residual = 0.0
+                    self._revote = True
+                    self._fit.clear()
+                    self._fit_period = None
             else:
                 self._rival = None
             follow = local
@@ -636,7 +887,7 @@ class TempoTracker:
         lo, hi = max(0, follow - 1), min(self.rows, follow + 2)
         near = rows[lo:hi]
         weight = float(near.sum())
-        mass = weight / total
+        mass = float(plain[lo:hi].sum()) / float(plain.sum())
         # sure when either the filter has settled or the onsets are clearly periodic, each
         # measured against what random onsets reach (fitted on random onsets, train side)
         sure = (mass - s.chance_mass) / (1.0 - s.chance_mass)
@@ -665,8 +916,24 @@ class TempoTracker:
             shift = s.residual_gain * self.model.beat_probability * off
             self._residual -= shift
             beat -= shift
+        period = 1.0 / freq
+        if s.fit_beats:
+            beat, period = self._fit_beats(t, beat, period)
         self._anchor_t, self._anchor_beat = t, beat
-        self._period = min(60.0 / s.min_bpm, max(60.0 / s.max_bpm, 1.0 / freq))
+        self._period = min(60.0 / s.min_bpm, max(60.0 / s.max_bpm, period))
+        if self._level_bpm is not None and self._fit_period is not None \
+                and abs(math.log2(self._level_bpm * self._fit_period / 60.0)) <= s.level_band:
+            self._level_bpm = 60.0 / self._fit_period  # the chosen level follows the player's tempo
+        if self._revote:  # a new beat level: where beat one is, from the clusters just heard
+            self._revote = False
+            self._downbeat_seen = None
+            span = min(s.level_window[1], max(s.level_window[0], s.level_window_beats * self._period))
+            since = max(t - span, self._revote_from)
+            self._revote_from = -math.inf
+            self._downbeat[:] = 0.0
+            for rec in self._history:
+                if rec[0] >= since:
+                    self._downbeat_vote(rec, force=True)
         if self._locked:
             bpm = 60.0 / self._period
             if abs(bpm - self._reported_bpm) > s.bpm_deadband * self._reported_bpm:
@@ -678,6 +945,76 @@ class TempoTracker:
             bpm = self._ioi_bpm if s.commit_to == "intervals" else 60.0 / self._period
             if abs(bpm - self._held_bpm) > s.bpm_deadband * self._held_bpm:
                 self._held_bpm = bpm
+
+    def _fit_beats(self, t: float, beat: float, period: float) -> tuple[float, float]:
+        """The player's steady tempo and phase from their last on-beat notes: a weighted line
+        through (beat number, time), recent ones weighing more (the filter's rows are 5 % apart;
+        this is what the grid runs on between phrases). Started where the filter's beat is;
+        once running, the line says itself which notes are on its beats (it follows a gradual
+        change of tempo) and is dropped after fit_misses beat-like notes just off them."""
+        s = self.settings
+        fit = self._fit
+        active = self._fit_period is not None
+        agree = s.fit_agree_strict if self._strict else s.fit_agree
+        if (not active or not s.fit_leads) and fit and abs(math.log(fit[-1][2] / period)) > agree:
+            fit.clear()
+        ref = self._position(t) if active and s.fit_leads else beat
+        off = (ref + 0.5) % 1.0 - 0.5
+        if abs(off) < s.fit_window:
+            k = round(ref)
+            if fit and fit[-1][0] == k:
+                fit.pop()
+            fit.append((k, t, period))
+            self._fit_miss = 0
+        elif active and abs(off) < 0.3 and self.model.beat_probability >= s.fit_strong:
+            self._fit_miss += 1
+            if self._fit_miss >= s.fit_misses:
+                self._fit_lost = t - s.fit_misses * self._period  # a new grid is looked for from about here
+                fit.clear()
+                self._fit_miss = 0
+                self._fit_period = None
+                return beat, period
+        if len(fit) < 4 or fit[-1][0] - fit[0][0] < 3:
+            self._fit_period = None
+            return beat, period
+        line = self._line()
+        if line is None or abs(math.log(line[0] / period)) > (s.level_band * math.log(2.0) if active and s.fit_leads else agree):
+            fit.clear()
+            self._fit_period = None
+            return beat, period
+        slope, icept = line
+        fitted = (t - icept) / slope
+        if (not active or not s.fit_leads) and abs(fitted - beat) > 0.25:
+            return beat, period
+        self._fit_period = slope
+        return fitted, slope
+
+    def _line(self) -> tuple[float, float] | None:
+        """(period, time of beat 0) of the grid through the fit's (beat, time) points now: a
+        weighted line, or, when the points bend clearly (a ritardando, an accelerando), the
+        tangent at the last one of a weighted parabola."""
+        fit = self._fit
+        s = self.settings
+        k = np.array([f[0] for f in fit], dtype=float)
+        tk = np.array([f[1] for f in fit])
+        last = k[-1]
+        w = np.exp(-(last - k) / s.fit_memory)
+        x = k - last
+        a1 = np.stack([np.ones_like(x), x], axis=1)
+        sw = np.sqrt(w)
+        c1, *_ = np.linalg.lstsq(a1 * sw[:, None], tk * sw, rcond=None)
+        icept, slope = float(c1[0]), float(c1[1])
+        if slope <= 0:
+            return None
+        self._fit_rms = float(np.sqrt(np.average((a1 @ c1 - tk) ** 2, weights=w))) if len(fit) >= 6 else math.inf
+        if s.fit_bend and len(fit) >= 6 and x[0] <= -5:
+            a2 = np.stack([np.ones_like(x), x, x * x], axis=1)
+            c2, *_ = np.linalg.lstsq(a2 * sw[:, None], tk * sw, rcond=None)
+            r1 = float(np.sqrt(np.average((a1 @ c1 - tk) ** 2, weights=w)))
+            r2 = float(np.sqrt(np.average((a2 @ c2 - tk) ** 2, weights=w)))
+            if r1 > s.fit_bend * max(r2, 0.002) and c2[1] > 0:
+                icept, slope = float(c2[0]), float(c2[1])
+        return slope, icept - slope * last
 
     def _position(self, t: float) -> float:
         if self._anchor_t is None:
