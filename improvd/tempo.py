@@ -133,6 +133,7 @@ class TrackerSettings:
     level_hold_bonus: float = 1.3  # ...with the level held weighing this much more
     level_strict: float = 0.9  # the level is chosen (and weighs) only while some level's grid is hit this often...
     level_strict_rms: float = 0.008  # ...within this many seconds (rms): a strict beat, not rubato
+    level_strict_hold: float = 0.0  # (opt-in) seconds of onsets a strict beat is assumed to go on, through a tempo change
     level_strict_hits: int = 6  # ...on at least this many points
     level_min_bpm: float = 40.0  # levels slower than this are not tapped
     family_spread: int = 0  # rows either side that share the interval model's weight (5 %, rows apart)
@@ -464,6 +465,7 @@ class TempoTracker:
         self._fit_miss = 0
         self._fit_rms = math.inf
         self._strict = False
+        self._strict_until = -math.inf
         self._reseed_asked = 0
         self._fit_lost = -math.inf
         self._family_spread: np.ndarray | None = None
@@ -572,7 +574,7 @@ class TempoTracker:
                 w = np.max(np.lib.stride_tricks.sliding_window_view(padded, 2 * r + 1), axis=1)
                 self._family_spread = (w + 1e-3) ** s.periodicity_weight
         if s.level_select and not self.compound:
-            if s.fit_beats and s.reseed and self._level_bpm is not None:
+            if s.fit_beats and s.reseed and self._level_bpm is not None and self._strict:
                 self._reseed(t)
             self._check_level(t)
         self.costs["reestimate"].append(_time.perf_counter_ns() - t0)
@@ -713,8 +715,9 @@ class TempoTracker:
         rates = self._level_rates(t)
         if not rates or 1.0 not in rates:
             return
-        self._strict = any(r[0] >= s.level_strict and r[1] >= s.level_strict_hits and r[3] <= s.level_strict_rms
-                           for r in rates.values())
+        if any(r[0] >= s.level_strict and r[1] >= s.level_strict_hits and r[3] <= s.level_strict_rms for r in rates.values()):
+            self._strict_until = t + s.level_strict_hold
+        self._strict = t <= self._strict_until
         if not self._strict:
             return
         if max(r[0] for r in rates.values()) < s.level_keep:  # no grid is kept: no level either
@@ -852,7 +855,7 @@ class TempoTracker:
         if self._level_bpm is not None and self._steady():  # ...weighed by the metrical level chosen, while the beat is steady:
             off = np.log2(self.freqs * 60.0 / self._level_bpm)
             rows = plain = own * np.where(np.abs(off) <= s.level_band, 1.0, np.where(off > 0, s.level_floor_up, s.level_floor))
-            if self._fit_period is not None and s.fit_leads:  # the tempo the player's beats keep, while they keep one
+            if self._fit_period is not None and s.fit_leads and self._strict:  # the tempo the player's beats keep, while they keep one
                 d = (self._log_freqs + math.log(self._fit_period)) * (s.rows_per_octave / math.log(2.0))
                 rows *= np.exp(-0.5 * (d / s.fit_rows) ** 2) + 1e-3
             elif self._family_spread is not None:  # or the interval model, as a level
@@ -956,9 +959,10 @@ class TempoTracker:
         fit = self._fit
         active = self._fit_period is not None
         agree = s.fit_agree_strict if self._strict else s.fit_agree
-        if (not active or not s.fit_leads) and fit and abs(math.log(fit[-1][2] / period)) > agree:
+        leads = s.fit_leads and self._strict  # a strict player's line follows their tempo changes itself
+        if (not active or not leads) and fit and abs(math.log(fit[-1][2] / period)) > agree:
             fit.clear()
-        ref = self._position(t) if active and s.fit_leads else beat
+        ref = self._position(t) if active and leads else beat
         off = (ref + 0.5) % 1.0 - 0.5
         if abs(off) < s.fit_window:
             k = round(ref)
@@ -978,13 +982,13 @@ class TempoTracker:
             self._fit_period = None
             return beat, period
         line = self._line()
-        if line is None or abs(math.log(line[0] / period)) > (s.level_band * math.log(2.0) if active and s.fit_leads else agree):
+        if line is None or abs(math.log(line[0] / period)) > (s.level_band * math.log(2.0) if active and leads else agree):
             fit.clear()
             self._fit_period = None
             return beat, period
         slope, icept = line
         fitted = (t - icept) / slope
-        if (not active or not s.fit_leads) and abs(fitted - beat) > 0.25:
+        if (not active or not leads) and abs(fitted - beat) > 0.25:
             return beat, period
         self._fit_period = slope
         return fitted, slope
