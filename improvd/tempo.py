@@ -123,6 +123,7 @@ class TrackerSettings:
     level_window_beats: float = 16.0  # the level check looks back this many followed beats...
     level_window: tuple = (4.0, 12.0)  # ...within these seconds
     level_min_clusters: int = 8  # and needs this many clusters there
+    level_every: float = 0.5  # seconds of onsets between level checks (each about 0.4 ms)
     level_hold: int = 3  # checks running (one every tempo_every of onsets) a new level must be chosen
     level_band: float = 0.5  # octaves around the chosen level where rows compete freely
     level_floor: float = 1e-4  # weight of the rows outside it, slower...
@@ -458,6 +459,7 @@ class TempoTracker:
         self._level_pick: float | None = None  # a level the check asks for, not yet held long enough
         self._level_since = 0.0
         self._level_loud = 0.0
+        self._level_t = -math.inf
         self._revote = False
         self._revote_from = -math.inf
         self._fit: deque = deque(maxlen=12)  # (beat number, time, filter period) of on-beat clusters
@@ -573,7 +575,8 @@ class TempoTracker:
                 padded = np.concatenate([np.full(r, w[0]), w, np.full(r, w[-1])])
                 w = np.max(np.lib.stride_tricks.sliding_window_view(padded, 2 * r + 1), axis=1)
                 self._family_spread = (w + 1e-3) ** s.periodicity_weight
-        if s.level_select and not self.compound:
+        if s.level_select and not self.compound and t >= self._level_t + s.level_every:
+            self._level_t = t
             if s.fit_beats and s.reseed and self._level_bpm is not None and self._strict:
                 self._reseed(t)
             self._check_level(t)
@@ -996,28 +999,44 @@ class TempoTracker:
     def _line(self) -> tuple[float, float] | None:
         """(period, time of beat 0) of the grid through the fit's (beat, time) points now: a
         weighted line, or, when the points bend clearly (a ritardando, an accelerando), the
-        tangent at the last one of a weighted parabola."""
+        tangent at the last one of a weighted parabola. Plain Python sums: a dozen points."""
         fit = self._fit
         s = self.settings
-        k = np.array([f[0] for f in fit], dtype=float)
-        tk = np.array([f[1] for f in fit])
-        last = k[-1]
-        w = np.exp(-(last - k) / s.fit_memory)
-        x = k - last
-        a1 = np.stack([np.ones_like(x), x], axis=1)
-        sw = np.sqrt(w)
-        c1, *_ = np.linalg.lstsq(a1 * sw[:, None], tk * sw, rcond=None)
-        icept, slope = float(c1[0]), float(c1[1])
+        last = fit[-1][0]
+        m = [0.0] * 5  # sums of w x^j
+        v = [0.0] * 3  # sums of w t x^j
+        for k, tk, _ in fit:
+            x = k - last
+            w = math.exp(x / s.fit_memory)
+            xx = x * x
+            m[0] += w
+            m[1] += w * x
+            m[2] += w * xx
+            m[3] += w * xx * x
+            m[4] += w * xx * xx
+            v[0] += w * tk
+            v[1] += w * tk * x
+            v[2] += w * tk * xx
+        den = m[0] * m[2] - m[1] * m[1]
+        if den <= 0:
+            return None
+        slope = (m[0] * v[1] - m[1] * v[0]) / den
+        icept = (v[0] - slope * m[1]) / m[0]
         if slope <= 0:
             return None
-        self._fit_rms = float(np.sqrt(np.average((a1 @ c1 - tk) ** 2, weights=w))) if len(fit) >= 6 else math.inf
-        if s.fit_bend and len(fit) >= 6 and x[0] <= -5:
-            a2 = np.stack([np.ones_like(x), x, x * x], axis=1)
-            c2, *_ = np.linalg.lstsq(a2 * sw[:, None], tk * sw, rcond=None)
-            r1 = float(np.sqrt(np.average((a1 @ c1 - tk) ** 2, weights=w)))
-            r2 = float(np.sqrt(np.average((a2 @ c2 - tk) ** 2, weights=w)))
-            if r1 > s.fit_bend * max(r2, 0.002) and c2[1] > 0:
-                icept, slope = float(c2[0]), float(c2[1])
+        tss = sum(math.exp((k - last) / s.fit_memory) * tk * tk for k, tk, _ in fit)
+        r1 = max(0.0, tss - icept * v[0] - slope * v[1]) / m[0]  # weighted mean squared residual
+        self._fit_rms = math.sqrt(r1) if len(fit) >= 6 else math.inf
+        if s.fit_bend and len(fit) >= 6 and fit[0][0] - last <= -5:
+            a = np.array([[m[0], m[1], m[2]], [m[1], m[2], m[3]], [m[2], m[3], m[4]]])
+            try:
+                c = np.linalg.solve(a, np.array(v))
+            except np.linalg.LinAlgError:
+                c = None
+            if c is not None:
+                r2 = max(0.0, tss - float(c @ np.array(v))) / m[0]
+                if math.sqrt(r1) > s.fit_bend * max(math.sqrt(r2), 0.002) and c[1] > 0:
+                    icept, slope = float(c[0]), float(c[1])
         return slope, icept - slope * last
 
     def _position(self, t: float) -> float:
