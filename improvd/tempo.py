@@ -134,8 +134,9 @@ class TrackerSettings:
     level_hold_bonus: float = 1.3  # ...with the level held weighing this much more
     level_strict: float = 0.9  # the level is chosen (and weighs) only while some level's grid is hit this often...
     level_strict_rms: float = 0.008  # ...within this many seconds (rms): a strict beat, not rubato
-    level_strict_hold: float = 0.0  # (opt-in) seconds of onsets a strict beat is assumed to go on, through a tempo change
+    level_strict_hold: float = 4.0  # seconds of onsets a strict beat is assumed to go on, through a tempo change
     level_strict_hits: int = 6  # ...on at least this many points
+    lead_rms: float = 0.003  # within this (rms, s), an exact beat: fit_leads, reseed and the hold act only then
     level_min_bpm: float = 40.0  # levels slower than this are not tapped
     family_spread: int = 0  # rows either side that share the interval model's weight (5 %, rows apart)
     fit_beats: bool = True  # the grid's tempo and phase from a line through the recent on-beat notes
@@ -147,12 +148,16 @@ class TrackerSettings:
     fit_rows: float = 1.0  # while it holds, the filter's rows are weighed around its tempo (rows, sd)
     fit_strong: float = 0.3  # beat-like notes (the onset model's beat probability) that...
     fit_misses: int = 3  # ...fall this many times running just off the line's beats drop it
-    fit_leads: bool = False  # the line leads the filter (follows tempo changes itself), or only refines it
-    reseed: bool = False  # look for a new grid when the playing stops fitting the line's
+    fit_leads: bool = True  # the line leads the filter (follows tempo changes itself), or only refines it
+    reseed: bool = True  # look for a new grid when the playing stops fitting the line's
     reseed_window: float = 4.0  # seconds (or reseed_beats of the level) of the last stretch of playing a new grid is looked for in
     reseed_beats: float = 8.0
     reseed_tau: float = 1.5  # seconds: how fast older notes weigh less when a new grid is looked for
     reseed_margin: float = 0.15  # another grid hit this much more often over the last stretch, twice running: take it
+    reseed_entry: bool = True  # (with reseed) a stretch that starts after a rest has its first note on a beat...
+    reseed_entry_clusters: int = 4  # ...and this many clusters are enough to look (once, not twice running)
+    line_recentre: float = 0.03  # (with fit_leads) while strict, a line this far (log) from the filter's tempo...
+    line_recentre_n: int = 3  # ...for this many on-beat clusters running re-centres the filter on it, the intervals forgotten
     downbeat_base: float = 1.0  # share of the model's intercept taken off each vote (1: a plain cluster votes 0, not against)
     downbeat_loud: float = 0.5  # downbeat log-odds a cluster gains per 20 velocity steps above the recent ones
 
@@ -371,6 +376,7 @@ class PeriodicityModel:
 DEFAULT_TEMPO_WEIGHTS = (1.16, 2.39, -1.56, 5.17, 1.65, 5.56, 2.04, 0.76, 3.68, 0.95) + (0.0,) * 10  # before a fit
 
 
+
 class TempoTracker:
     """Causal tempo, beat and downbeat follower; the module docstring says how.
 
@@ -467,9 +473,12 @@ class TempoTracker:
         self._fit_miss = 0
         self._fit_rms = math.inf
         self._strict = False
+        self._lead = False
         self._strict_until = -math.inf
         self._reseed_asked = 0
         self._fit_lost = -math.inf
+        self._fit_entry = False
+        self._line_apart = 0
         self._family_spread: np.ndarray | None = None
         self._count_in: list[tuple[float, int]] | None = []
         self.onsets = 0
@@ -575,10 +584,11 @@ class TempoTracker:
                 padded = np.concatenate([np.full(r, w[0]), w, np.full(r, w[-1])])
                 w = np.max(np.lib.stride_tricks.sliding_window_view(padded, 2 * r + 1), axis=1)
                 self._family_spread = (w + 1e-3) ** s.periodicity_weight
+        if s.level_select and not self.compound and s.fit_beats and s.reseed and self._level_bpm is not None and self._strict \
+                and self._lead and (s.reseed_entry or t >= self._level_t + s.level_every):
+            self._reseed(t)  # (every tempo_every with reseed_entry: a new phrase's grid is wanted within its first beats)
         if s.level_select and not self.compound and t >= self._level_t + s.level_every:
             self._level_t = t
-            if s.fit_beats and s.reseed and self._level_bpm is not None and self._strict:
-                self._reseed(t)
             self._check_level(t)
         self.costs["reestimate"].append(_time.perf_counter_ns() - t0)
 
@@ -640,6 +650,11 @@ class TempoTracker:
         when its grid is hit as often and the points it adds are not only the weakest notes."""
         s = self.settings
         hist = self._history
+        if s.reseed_entry:  # the clusters heard up to t but not yet in the history count too (their times are known)
+            after = hist[-1][0] if hist else -math.inf
+            more = [r for r in self._closed + ([self._open] if self._open is not None else []) if after < r[0] <= t]
+            if more:
+                hist = list(hist) + more
         n = len(hist)
         base = 60.0 / self._level_bpm
         rest = max(1.2, 2.5 * base)
@@ -647,27 +662,35 @@ class TempoTracker:
         k = n - 1  # back to the start of the last stretch of playing, at most a few seconds
         while k > 0 and hist[k - 1][0] >= start and hist[k][0] - hist[k - 1][0] < rest:
             k -= 1
-        if n - k < 6:
+        # a phrase that starts after a rest: a strict player starts it on a beat (the phase is pinned)
+        entry = s.reseed_entry and k > 0 and hist[k][0] - hist[k - 1][0] >= rest
+        if n - k < (s.reseed_entry_clusters if entry else 6):
             return
         times = np.array([hist[i][0] for i in range(k, n)])
         loud = np.array([hist[i][1][2] for i in range(k, n)])
         periods = base * np.exp(np.linspace(-0.36, 0.36, 73))
         tol = 0.1
-        phases = np.arange(0.0, 1.0, tol)
+        phases = np.array([0.0]) if entry else np.arange(0.0, 1.0, tol)
         npc = len(phases)
         per = np.repeat(periods, npc)
-        u = (times - times[-1])[None, :] / per[:, None] - np.tile(phases, len(periods))[:, None]
+        ref = 0 if entry else -1  # grid beats counted from the phrase's first note, or the last note
+        u = (times - times[ref])[None, :] / per[:, None] - np.tile(phases, len(periods))[:, None]
 
         def rate(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             r = np.round(u)
             hit = np.abs(u - r) < tol
             hit[:, 1:] &= ~(hit[:, :-1] & (r[:, 1:] == r[:, :-1]))
             count = np.floor(u[:, -1] + tol) - np.ceil(u[:, 0] - tol) + 1
-            return np.where(count >= 4, hit.sum(axis=1) / np.maximum(count, 4.0), 0.0), hit
+            return np.where(count >= least, hit.sum(axis=1) / np.maximum(count, least), 0.0), hit
+
+        least = 3.0 if entry else 4.0
 
         score, hit = rate(u)
-        best = int((score + 1e-3 * np.tanh(hit @ loud / len(times))).argmax())  # ties: the phase on the louder notes
-        if hit[best].sum() < 4 or score[best] < s.level_keep:
+        key = score + 1e-3 * np.tanh(hit @ loud / len(times))  # ties: the phase on the louder notes
+        if entry:  # (few points: ties are many) the grid through more notes, then the one nearer the tempo held
+            key = key + 2e-3 * hit.sum(axis=1) - 1e-3 * np.abs(np.log(per / base))
+        best = int(key.argmax())
+        if hit[best].sum() < least or score[best] < s.level_keep:
             return
         half = int(np.abs(np.log(periods / (0.5 * per[best]))).argmin())
         if abs(math.log(periods[half] / (0.5 * per[best]))) < 0.015:  # twice as fast is in range
@@ -683,11 +706,11 @@ class TempoTracker:
                 self._reseed_asked = 0
                 return
             self._reseed_asked += 1
-            if self._reseed_asked < 2:
+            if self._reseed_asked < (1 if entry else 2):
                 return
         self._reseed_asked = 0
         r = np.round(u[best])
-        shift = round(self._position(times[-1]) - u[best, -1])
+        shift = round(self._position(times[ref]) - u[best, ref])
         fit = self._fit
         fit.clear()
         for i in np.flatnonzero(hit[best]):
@@ -699,8 +722,11 @@ class TempoTracker:
         slope, icept = line
         self._fit_period = slope
         self._fit_miss = 0
+        self._fit_entry = entry
         self._revote, self._revote_from = True, float(times[0])
         self._anchor_t, self._anchor_beat, self._period = float(times[-1]), (float(times[-1]) - icept) / slope, slope
+        if entry:  # the filter starts again there too (its old tempo would pull the grid back)
+            self._recentre_at(self._anchor_beat + ((self._t if self._t is not None else t) - self._anchor_t) / slope, slope)
 
     def _steady(self) -> bool:
         """The player keeps a strict beat now: at the last level check some metrical level's grid
@@ -718,9 +744,13 @@ class TempoTracker:
         rates = self._level_rates(t)
         if not rates or 1.0 not in rates:
             return
-        if any(r[0] >= s.level_strict and r[1] >= s.level_strict_hits and r[3] <= s.level_strict_rms for r in rates.values()):
+        strict = any(r[0] >= s.level_strict and r[1] >= s.level_strict_hits and r[3] <= s.level_strict_rms for r in rates.values())
+        if any(r[0] >= s.level_strict and r[1] >= s.level_strict_hits and r[3] <= s.lead_rms for r in rates.values()) \
+                or (self._lead and self._fit_period is not None and len(self._fit) >= s.level_strict_hits
+                    and self._fit_rms <= s.lead_rms):  # (or the line through a tempo change: no one grid fits it)
             self._strict_until = t + s.level_strict_hold
-        self._strict = t <= self._strict_until
+        self._lead = t <= self._strict_until  # an exact beat: the line leads, through tempo changes and rests
+        self._strict = strict or self._lead
         if not self._strict:
             return
         if max(r[0] for r in rates.values()) < s.level_keep:  # no grid is kept: no level either
@@ -858,7 +888,7 @@ class TempoTracker:
         if self._level_bpm is not None and self._steady():  # ...weighed by the metrical level chosen, while the beat is steady:
             off = np.log2(self.freqs * 60.0 / self._level_bpm)
             rows = plain = own * np.where(np.abs(off) <= s.level_band, 1.0, np.where(off > 0, s.level_floor_up, s.level_floor))
-            if self._fit_period is not None and s.fit_leads and self._strict:  # the tempo the player's beats keep, while they keep one
+            if self._fit_period is not None and s.fit_leads and self._lead:  # the tempo the player's beats keep, while they keep one
                 d = (self._log_freqs + math.log(self._fit_period)) * (s.rows_per_octave / math.log(2.0))
                 rows *= np.exp(-0.5 * (d / s.fit_rows) ** 2) + 1e-3
             elif self._family_spread is not None:  # or the interval model, as a level
@@ -925,6 +955,8 @@ class TempoTracker:
         period = 1.0 / freq
         if s.fit_beats:
             beat, period = self._fit_beats(t, beat, period)
+            if s.line_recentre and s.fit_leads and self._lead and self._fit_period is not None:
+                self._recentre(t, beat, freq)
         self._anchor_t, self._anchor_beat = t, beat
         self._period = min(60.0 / s.min_bpm, max(60.0 / s.max_bpm, period))
         if self._level_bpm is not None and self._fit_period is not None \
@@ -952,6 +984,38 @@ class TempoTracker:
             if abs(bpm - self._held_bpm) > s.bpm_deadband * self._held_bpm:
                 self._held_bpm = bpm
 
+    def _recentre(self, t: float, beat: float, freq: float) -> None:
+        """A strict player's line has moved away from the filter's tempo (a ritardando, a new
+        tempo) and stays away: the filter starts again at the line's tempo and phase, and the
+        interval model forgets the old tempo's intervals."""
+        s = self.settings
+        if abs(math.log(freq * self._fit_period)) <= s.line_recentre:
+            self._line_apart = 0
+            return
+        self._line_apart += 1
+        if self._line_apart < s.line_recentre_n:
+            return
+        self._line_apart = 0
+        self._recentre_at(beat, self._fit_period)
+
+    def _recentre_at(self, beat: float, period: float) -> None:
+        """The filter's mass on the row nearest ``period`` at the phase of ``beat`` now; the
+        interval model's memory forgotten."""
+        s = self.settings
+        k = int(np.argmin(np.abs(self._log_freqs + math.log(period))))
+        P = s.phase_bins
+        p = np.full_like(self._p, 1e-6)
+        for dk in (-1, 0, 1):
+            if 0 <= k + dk < self.rows:
+                j = int(round((beat % 1.0) * P - self._offset[k + dk])) % P
+                p[k + dk, j] = 1.0 if dk == 0 else 0.25
+        self._p = p / p.sum()
+        self._residual = 0.0
+        self._follow, self._rival = k, None
+        self._ioi.reset()
+        self._tempo_p = None
+        self._family_weight = self._family_spread = None
+
     def _fit_beats(self, t: float, beat: float, period: float) -> tuple[float, float]:
         """The player's steady tempo and phase from their last on-beat notes: a weighted line
         through (beat number, time), recent ones weighing more (the filter's rows are 5 % apart;
@@ -962,7 +1026,7 @@ class TempoTracker:
         fit = self._fit
         active = self._fit_period is not None
         agree = s.fit_agree_strict if self._strict else s.fit_agree
-        leads = s.fit_leads and self._strict  # a strict player's line follows their tempo changes itself
+        leads = s.fit_leads and self._lead  # a strict player's line follows their tempo changes itself
         if (not active or not leads) and fit and abs(math.log(fit[-1][2] / period)) > agree:
             fit.clear()
         ref = self._position(t) if active and leads else beat
@@ -981,7 +1045,9 @@ class TempoTracker:
                 self._fit_miss = 0
                 self._fit_period = None
                 return beat, period
-        if len(fit) < 4 or fit[-1][0] - fit[0][0] < 3:
+        if len(fit) >= 4 and fit[-1][0] - fit[0][0] >= 3:
+            self._fit_entry = False
+        elif not (self._fit_entry and active and leads and len(fit) >= 3):  # (a new phrase's first beats)
             self._fit_period = None
             return beat, period
         line = self._line()
@@ -1037,6 +1103,9 @@ class TempoTracker:
                 r2 = max(0.0, tss - float(c @ np.array(v))) / m[0]
                 if math.sqrt(r1) > s.fit_bend * max(math.sqrt(r2), 0.002) and c[1] > 0:
                     icept, slope = float(c[0]), float(c[1])
+                    self._fit_rms = math.sqrt(r2)
+                    if s.fit_leads and self._lead:  # the period of the beat to come: the tangent half a beat on
+                        slope = max(float(c[1]) + float(c[2]), 0.5 * float(c[1]))
         return slope, icept - slope * last
 
     def _position(self, t: float) -> float:
