@@ -138,6 +138,20 @@ def test_answers_start_on_the_performers_downbeats_at_their_tempo(bpm):
     assert heard is not None and heard.locked and abs(heard.bpm - bpm) / bpm < 0.04, heard
 
 
+@pytest.mark.parametrize("bpm", [72, 97, 180])
+def test_a_ritardando_is_followed(bpm):
+    beats = beat_times(bpm, 100, ritardando=(24, 40, 0.8))  # phrases 3 and 4 slow to 80 %
+    starts, _res = answers(performance(beats, PHRASES))
+    check_answers(beats, starts)
+
+
+@pytest.mark.parametrize("bpm", [72, 97, 180])
+def test_a_tempo_jump_is_followed(bpm):
+    beats = beat_times(bpm, 100, jump=(32, bpm * 1.2))  # from phrase 3 on, 20 % faster
+    starts, _res = answers(performance(beats, PHRASES))
+    check_answers(beats, starts, PHRASES)
+
+
 @pytest.mark.parametrize("how", ["pedal", "chords"])
 def test_the_pedal_and_chords_do_not_move_the_beat(how):
     beats = beat_times(97, 100)
