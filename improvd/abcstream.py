@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 
 from improvd.encoding.abc import LETTER_PC, TICKS_PER_WHOLE, Key, parse_key, parse_meter, parse_unit

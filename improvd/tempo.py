@@ -421,7 +421,6 @@ class TempoTracker:
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
         """Forget the performer: a new piece, a new player."""
-        s = self.settings
         self._p = self._prior.copy()  # posterior over (tempo row, phase bin at self._t)
         self._offset = np.zeros(self.rows)
         self._ioi.reset()
