@@ -71,6 +71,21 @@ def playing(synth: Recorder) -> bool:
     return wait_until(lambda: any(end >= time.perf_counter() - 0.001 for *_k, _s, end in synth.sounded()), 10)
 
 
+def silent_why(d: subprocess.Popen, synth: Recorder) -> str:
+    """What to show when a daemon that should be playing is not heard: whether it lives, what the
+    synth got, and the daemon's own last words (it is stopped to read them)."""
+    alive = d.poll() is None
+    if alive:
+        d.send_signal(signal.SIGTERM)
+    try:
+        _out, err = d.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        d.kill()
+        _out, err = d.communicate()
+    return (f"the synth heard {len(synth.events)} messages; the daemon was {'alive' if alive else f'gone (rc {d.returncode})'}; "
+            f"its stderr ends: {err[-1500:]}")
+
+
 # -- 1. abnormal exits -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 0), (signal.SIGINT, 0), (signal.SIGALRM, 0),
@@ -120,7 +135,7 @@ def test_a_killed_daemon_is_silenced_by_panic_and_by_the_next_start(sig):
         for after in ("panic", "restart"):
             name = uid("kil")
             d = duet_into(synth.name, name)
-            assert playing(synth)
+            assert playing(synth), silent_why(d, synth)
             d.send_signal(sig)
             d.communicate(timeout=10)
             assert wait_until(lambda: not port_exists(f"{name}-out:out"), 10)
