@@ -75,14 +75,8 @@ def silent_why(d: subprocess.Popen, synth: Recorder) -> str:
     """What to show when a daemon that should be playing is not heard: whether it lives, what the
     synth got, and the daemon's own last words (it is stopped to read them)."""
     alive = d.poll() is None
-    if alive:
-        d.send_signal(signal.SIGTERM)
-    try:
-        _out, err = d.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        d.kill()
-        _out, err = d.communicate()
-    return (f"the synth heard {len(synth.events)} messages; the daemon was {'alive' if alive else f'gone (rc {d.returncode})'}; "
+    rc, err = stop(d)
+    return (f"the synth heard {len(synth.events)} messages; the daemon was {'alive' if alive else f'gone (rc {rc})'}; "
             f"its stderr ends: {err[-1500:]}")
 
 
