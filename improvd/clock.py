@@ -67,20 +67,19 @@ class Clock:
     def set_tempo(self, bpm: float, at_tick: int) -> None:
         """Change tempo from ``at_tick`` on, keeping earlier ticks where they were: the old
         segment is kept, so a note heard before the change still maps to its own tick."""
-        t = self.time_of(at_tick)
-        self.history.append((self.origin, self.origin_tick, self.tempo))
-        del self.history[:-256]  # MIDI clock in and a followed grid re-tempo often; a phrase spans fewer
-        self.origin, self.origin_tick, self.tempo = t, at_tick, max(20.0, min(400.0, bpm))
+        self._new_segment(at_tick, max(20.0, min(400.0, bpm)))
 
     def stretch(self, at_tick: int, to_tick: int, at_time: float) -> None:
         """From ``at_tick`` (which stays where it is) run the grid so that ``to_tick`` falls at
         ``at_time``: how a followed grid lands its next beat on the performer's. The segment's
         tempo may leave 20-400 BPM for a moment (a skipped bar's beats go by at once)."""
+        span = max(at_time - self.time_of(at_tick), 1e-3)
+        self._new_segment(at_tick, (to_tick - at_tick) / TICKS_PER_BEAT * 60.0 / span)
+
+    def _new_segment(self, at_tick: int, bpm: float) -> None:
         t = self.time_of(at_tick)
-        span = max(at_time - t, 1e-3)
-        bpm = (to_tick - at_tick) / TICKS_PER_BEAT * 60.0 / span
         self.history.append((self.origin, self.origin_tick, self.tempo))
-        del self.history[:-256]
+        del self.history[:-256]  # MIDI clock in and a followed grid re-tempo often; a phrase spans fewer
         self.origin, self.origin_tick, self.tempo = t, at_tick, bpm
 
     def _segment(self, tick: float | None = None, t: float | None = None) -> "Clock":
