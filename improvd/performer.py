@@ -25,7 +25,7 @@ from improvd.clock import Clock
 from improvd.config import Settings
 from improvd.encoding import BAR_TICKS, TICKS_PER_BEAT
 from improvd.models.base import Step
-from improvd.tempo import Estimate, TempoTracker
+from improvd.tempo import Estimate, TempoTracker, TrackerSettings
 
 log = logging.getLogger("improvd")
 
@@ -80,7 +80,7 @@ class Performer:
         self._pairs: deque = deque(maxlen=16)  # where the second of two eighths fell in its beat
         self.follow_swing = settings.swing == 0.0  # an explicit swing is kept
         if settings.follows_performer:
-            self.time = TempoTracker(fallback_bpm=settings.tempo, meter=BEATS_PER_BAR)  # no log: start-up says it
+            self.time = self._tracker(settings.tempo)  # no log: start-up says it
 
     # -- what the modes ask ---------------------------------------------------------------------
     @property
@@ -160,8 +160,11 @@ class Performer:
             return 60.0 / float(np.median(np.diff(self.taps)))
         return None
 
+    def _tracker(self, fallback_bpm: float) -> TempoTracker:
+        return TempoTracker(fallback_bpm=fallback_bpm, meter=BEATS_PER_BAR, settings=TrackerSettings(net=self.settings.tempo_net))
+
     def start_following(self, fallback_bpm: float) -> None:
-        self.time = TempoTracker(fallback_bpm=fallback_bpm, meter=BEATS_PER_BAR)
+        self.time = self._tracker(fallback_bpm)
         self.heard = None
         log.info("following the performer's time (from %.1f BPM)", fallback_bpm)
 

@@ -160,6 +160,15 @@ class TrackerSettings:
     line_recentre_n: int = 3  # ...for this many on-beat clusters running re-centres the filter on it, the intervals forgotten
     downbeat_base: float = 1.0  # share of the model's intercept taken off each vote (1: a plain cluster votes 0, not against)
     downbeat_loud: float = 0.5  # downbeat log-odds a cluster gains per 20 velocity steps above the recent ones
+    net: bool = False  # the learned GRU (improvd.tempo_net) hears the clusters: config tempo_net = true (docs/tempo.md: better on rubato piano, not yet on jazz lines)
+    net_intervals: float = 1.0  # with the net: exponent of the interval model's tempo posterior...
+    net_tempo: float = 1.0  # ...and of the net's, multiplied into one
+    net_downbeat: float = 1.0  # the net's downbeat log-odds per vote, scaled
+    net_phase: float = 0.0  # exponent of the net's phase distribution as the cluster's likelihood (0: its classes instead)
+    net_floor: float = 0.05  # share of a uniform phase mixed into it: a net's certainty is never absolute
+    net_chance_mass: float = 0.8  # chance_mass with the net: its sharper evidence lets random onsets gather more (calibrated as chance_mass, on other random streams)
+    net_chance_interval: float = 0.45  # chance_interval with the net (its tempo head sharpens the interval posterior)
+    net_mix: float = 1.0  # the cluster's likelihood: net^mix x logistic onset model^(1 - mix)
 
 
 def parse_meter(meter: int | str) -> tuple[int, bool]:
@@ -241,6 +250,11 @@ class OnsetModel:
         total = q0 + q1 + q2
         self.beat_probability = q0 / total
         return self._mixer @ (q0 / total, q1 / total, q2 / total)
+
+    def mix(self, classes: np.ndarray) -> np.ndarray:
+        """The same phase likelihood from class probabilities said elsewhere (the learned GRU's)."""
+        self.beat_probability = float(classes[0])
+        return self._mixer @ classes
 
     def downbeat_logodds(self, x) -> float:
         return float(sum(c * v for c, v in zip(self.down_coef, x)) + self.down_intercept)
@@ -392,6 +406,13 @@ class TempoTracker:
         self.meter, self.compound = parse_meter(meter)
         self.fallback_bpm = float(min(s.max_bpm, max(s.min_bpm, fallback_bpm)))
         self.model = OnsetModel(self.compound, s.kernel_blur)
+        from improvd import tempo_net
+
+        self.net = tempo_net.bundled() if s.net else None
+        self._feed = tempo_net.ClusterInput(self.meter, self.compound)
+        self._encode = tempo_net.encode
+        self._phase_of_kernel = np.round(np.arange(KERNEL_BINS) * tempo_net.PHASE_BINS / KERNEL_BINS).astype(int) % tempo_net.PHASE_BINS
+        self._phase_bins = tempo_net.PHASE_BINS
         P, per = s.phase_bins, s.rows_per_octave
         K = int(math.floor(math.log2(s.max_bpm / s.min_bpm) * per + 1e-9)) + 1
         self.rows = K
@@ -481,6 +502,9 @@ class TempoTracker:
         self._family_spread: np.ndarray | None = None
         self._count_in: list[tuple[float, int]] | None = []
         self.onsets = 0
+        self._feed.reset()
+        self._net_h = self.net.initial() if self.net is not None else None
+        self._net_clusters = 0
 
     # ------------------------------------------------------------------ input
     def onset(self, time_s: float, pitch: int = 60, velocity: int = 64) -> None:
@@ -502,6 +526,7 @@ class TempoTracker:
             self._lowest, self._loudest = min(self._lowest, pitch), max(self._loudest, velocity)
             self._x = cluster_features(self._cluster_notes, self._lowest, self._loudest, self._mean_lowest, self._mean_loudest)
             self._open[1] = self._x
+            self._open[4] = self._feed.row(self._cluster_t, self._cluster_notes, self._lowest, self._loudest)
             return
         if self._cluster_t is not None:  # the open cluster is complete: it joins the running means
             a = s.feature_memory
@@ -513,12 +538,13 @@ class TempoTracker:
             self._chords += (chord - self._chords) / self._chords_w
             self._chords_t = self._cluster_t
             self._closed.append(self._open)
+            self._feed.close(self._cluster_t, self._lowest, self._loudest)
         self._cluster_t, self._cluster_notes = t, 1
         self._lowest, self._loudest = float(pitch), float(velocity)
         if self._mean_lowest is None:
             self._mean_lowest, self._mean_loudest = float(pitch), float(velocity)
         self._x = cluster_features(1, pitch, velocity, self._mean_lowest, self._mean_loudest)
-        self._open = [t, self._x, pitch, None]
+        self._open = [t, self._x, pitch, None, self._feed.row(t, 1, float(pitch), float(velocity)), None, None]
         self.onsets += 1
         self._ioi.add(t)
 
@@ -540,10 +566,28 @@ class TempoTracker:
         """One cluster's evidence into the filter; a cluster taken in before its chord was
         complete has its evidence revised."""
         s = self.settings
-        t, x, pitch, applied = rec
+        t, x, pitch, applied = rec[:4]
         if applied is x:
             return
-        lik = self.model.likelihood(x)
+        if self.net is not None:  # rec[5]: the net's state before this cluster; rec[6]: its output
+            if applied is None:
+                rec[5] = self._net_h
+                self._net_clusters += 1
+            out = self.net.step(rec[5], self._encode(rec[4])[0])
+            rec[6] = out
+            self._net_h = out.hidden
+            if out.phase is not None and s.net_phase > 0:
+                self.model.beat_probability = float(out.classes[0])
+                q = (out.phase * self._phase_bins) ** s.net_phase
+                lik = (1.0 - s.net_floor) * q[self._phase_of_kernel] / float(q.mean()) + s.net_floor
+            else:
+                lik = self.model.mix(out.classes)
+            if s.net_mix < 1.0:
+                own, own_beat = self.model.likelihood(x), self.model.beat_probability
+                lik = own ** (1.0 - s.net_mix) * lik ** s.net_mix
+                self.model.beat_probability = (1.0 - s.net_mix) * own_beat + s.net_mix * float(out.classes[0])
+        else:
+            lik = self.model.likelihood(x)
         if applied is not None:
             self._p *= (lik / self._lik)[self._idx]  # the cluster's evidence, revised with its new notes
             self._p *= 1.0 / self._p.sum()
@@ -571,6 +615,10 @@ class TempoTracker:
         if self._ioi.pairs <= 0.0:
             return
         p = self.periodicity.posterior(self._ioi.counts, self._chords)
+        if self.net is not None and self._net_clusters:
+            q = np.log(np.maximum(p, 1e-300)) * s.net_intervals + np.log(np.maximum(self.net.tempo(self._net_h), 1e-300)) * s.net_tempo
+            p = np.exp(q - q.max())
+            p /= p.sum()
         self._tempo_p = p
         self._ioi_bpm, self._ioi_confidence = self.periodicity.best(p)
         self._ioi_bpm = min(s.max_bpm, max(s.min_bpm, self._ioi_bpm))
@@ -874,7 +922,10 @@ class TempoTracker:
             self._downbeat *= fade
         self._downbeat_seen = pos
         slot = beat % self.meter
-        self._downbeat[slot] += self.model.downbeat_logodds(x) - s.downbeat_base * self.model.down_intercept + s.downbeat_loud * x[2]
+        if len(rec) > 6 and rec[6] is not None:
+            self._downbeat[slot] += s.net_downbeat * rec[6].downbeat_logodds
+        else:
+            self._downbeat[slot] += self.model.downbeat_logodds(x) - s.downbeat_base * self.model.down_intercept + s.downbeat_loud * x[2]
         best = int(self._downbeat.argmax())
         if force or best != self._downbeat_slot and self._downbeat[best] > self._downbeat[self._downbeat_slot] + s.downbeat_margin:
             self._downbeat_slot = best
@@ -925,10 +976,12 @@ class TempoTracker:
         mass = float(plain[lo:hi].sum()) / float(plain.sum())
         # sure when either the filter has settled or the onsets are clearly periodic, each
         # measured against what random onsets reach (fitted on random onsets, train side)
-        sure = (mass - s.chance_mass) / (1.0 - s.chance_mass)
+        chance = s.chance_mass if self.net is None else s.net_chance_mass
+        sure = (mass - chance) / (1.0 - chance)
         if self._tempo_p is not None:  # or the intervals clearly say the followed tempo
             said = float(self._tempo_p[np.abs(self._cand_row - follow) <= 1].sum())
-            sure = max(sure, (said - s.chance_interval) / (1.0 - s.chance_interval))
+            chance = s.chance_interval if self.net is None else s.net_chance_interval
+            sure = max(sure, (said - chance) / (1.0 - chance))
         self._confidence = 0.0 if self._flooding else min(1.0, max(0.0, sure))
         if self._locked and self._confidence < 0.5 * s.lock_confidence:
             self._locked = False
