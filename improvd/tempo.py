@@ -1227,12 +1227,12 @@ class BeatGrid:
         return beats
 
 
-def bench_update(n: int = 20000, seed: int = 0) -> dict:
+def bench_update(n: int = 20000, seed: int = 0, net: bool = False) -> dict:
     """Cost of one ``onset`` call on a realistic stream (a swung line at 132 BPM over chords):
     p50/p99/max in microseconds over n note-ons, measured with perf_counter_ns around each call,
     for ``improvd bench``."""
     rng = np.random.default_rng(seed)
-    tracker = TempoTracker()
+    tracker = TempoTracker(settings=TrackerSettings(net=net))
     beat = 60.0 / 132.0
     notes: list[tuple[float, int, int]] = []
     t = 1.0
@@ -1274,4 +1274,4 @@ def bench_update(n: int = 20000, seed: int = 0) -> dict:
             "catch_up_p50_us": pct(cu, 50), "catch_up_p99_us": pct(cu, 99),
             "reestimate_p50_us": pct(re, 50), "reestimate_p99_us": pct(re, 99), "reestimates": int(len(re)),
             "total_per_note_us": float((cost.sum() + np.sum(ticks)) / 1000.0 / len(us)),
-            "bpm": tracker.estimate(notes[-1][0]).bpm, "true_bpm": 132.0}
+            "bpm": tracker.estimate(notes[-1][0]).bpm, "true_bpm": 132.0, "net": tracker.net is not None}

@@ -264,6 +264,29 @@ def export(net, grid: np.ndarray, out: Path, info: dict) -> None:
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
 
 
+def plot(weights: Path, out: Path) -> Path:
+    """Train and dev loss per epoch of an exported net (its info holds the history)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with np.load(weights) as z:
+        history = json.loads(str(z["info"]))["history"]
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3))
+    for k, (ax, name) in enumerate(zip(axes, ("class (beat/half/other)", "downbeat", "tempo", "phase"))):
+        ax.plot(epochs, [h["train"][k] for h in history], label="train")
+        ax.plot(epochs, [h["dev"][k] for h in history], label="dev")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+    axes[0].set_ylabel("cross-entropy (nats)")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -286,8 +309,13 @@ def main(argv: list[str] | None = None) -> None:
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--limit-s", type=float, default=0.0)
     f.add_argument("--dropout", type=float, default=0.2)
+    p = sub.add_parser("plot")
+    p.add_argument("weights", type=Path)
+    p.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
-    if a.cmd == "build":
+    if a.cmd == "plot":
+        print(plot(a.weights, a.out))
+    elif a.cmd == "build":
         build(a.data, a.out, a.split, a.limit, a.jazz_labels)
     else:
         fit(a.data, a.out, a.device, a.hidden, a.layers, a.epochs, a.chunk, a.batch, a.lr, a.seed, a.limit_s, a.dropout)
