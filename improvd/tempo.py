@@ -160,7 +160,7 @@ class TrackerSettings:
     line_recentre_n: int = 3  # ...for this many on-beat clusters running re-centres the filter on it, the intervals forgotten
     downbeat_base: float = 1.0  # share of the model's intercept taken off each vote (1: a plain cluster votes 0, not against)
     downbeat_loud: float = 0.5  # downbeat log-odds a cluster gains per 20 velocity steps above the recent ones
-    net: bool = False  # the learned GRU (improvd.tempo_net) hears the clusters: config tempo_net = true (docs/tempo.md: better on rubato piano, not yet on jazz lines)
+    net: bool = True  # the learned GRU (improvd.tempo_net) hears the clusters too (config tempo_net = false: the logistic onset model alone)
     net_intervals: float = 1.0  # with the net: exponent of the interval model's tempo posterior...
     net_tempo: float = 1.0  # ...and of the net's, multiplied into one
     net_downbeat: float = 1.0  # the net's downbeat log-odds per vote, scaled

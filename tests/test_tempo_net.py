@@ -52,14 +52,25 @@ def test_encode_is_finite_and_marks_the_meter():
         assert x[0, 6] == 1 and (x[1:, 6] == 0).all()  # only the first cluster has no interval before it
 
 
-def test_the_bundled_net_is_loaded_when_asked_for():
+def test_the_bundled_net_is_heard_by_default_and_can_be_turned_off():
     net = tempo_net.bundled()
     assert net is not None, "models/tempo_net.npz is missing: python -m improvd.training.tempo_net fit ..."
     assert len(net.tempo_bpm) > 100 and net.tempo_bpm.min() >= 30 and net.tempo_bpm.max() <= 300
-    assert TempoTracker(settings=TrackerSettings(net=True)).net is net
-    assert TempoTracker().net is None  # off by default: docs/tempo.md says where it is worse
+    assert TempoTracker().net is net
+    assert TempoTracker(settings=TrackerSettings(net=False)).net is None
     info = json.loads(net.info)
     assert info["items"] > 100  # trained on the train split, not a placeholder
+
+
+def test_the_daemon_setting_reaches_the_tracker():
+    from improvd.clock import Clock
+    from improvd.config import Settings
+    from improvd.performer import Performer
+
+    assert Settings().tempo_net is True
+    for on in (True, False):
+        p = Performer(Settings(tempo_net=on), Clock())
+        assert p.time is not None and (p.time.net is not None) is on
 
 
 @pytest.mark.parametrize("period", [0.4, 0.5, 0.75])

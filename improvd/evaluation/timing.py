@@ -260,23 +260,24 @@ def downbeat_f(reference: np.ndarray, estimated: np.ndarray) -> float:
 TRACKER_ROWS = ("tracker bpm, causal: after 4 bars", "tracker bpm, causal: after 8 bars", "tracker bpm, causal: at the end")
 HEARD_ROWS = ("tracker heard_bpm, causal: after 4 bars", "tracker heard_bpm, causal: after 8 bars",
               "tracker heard_bpm, causal: at the end")
-NET_ROWS = ("tracker + net bpm, causal: after 4 bars", "tracker + net bpm, causal: after 8 bars",
-            "tracker + net bpm, causal: at the end")
+NET_ROWS = ("tracker bpm, tempo_net = false: after 4 bars", "tracker bpm, tempo_net = false: after 8 bars",
+            "tracker bpm, tempo_net = false: at the end")
 BASELINE_ROWS = ("librosa tempo: first 8 bars", "librosa tempo: whole solo",
                  "pretty_midi estimate_tempo: first 8 bars", "pretty_midi estimate_tempo: whole solo")
 TEMPO_ROWS = TRACKER_ROWS + HEARD_ROWS + NET_ROWS + BASELINE_ROWS
 
 
-def with_net(settings: TrackerSettings | None) -> TrackerSettings | None:
-    """The same settings with the learned onset model on (config tempo_net = true), or None
-    when the package holds no net."""
+def without_net(settings: TrackerSettings | None) -> TrackerSettings | None:
+    """The same settings without the learned onset model (config tempo_net = false), for the row
+    beside; None when they have none already (or the package holds no net)."""
     import dataclasses
 
     from improvd import tempo_net
 
-    if tempo_net.bundled() is None:
+    s = settings or TrackerSettings()
+    if not s.net or tempo_net.bundled() is None:
         return None
-    return dataclasses.replace(settings or TrackerSettings(), net=True)
+    return dataclasses.replace(s, net=False)
 
 
 def score_solo(job: tuple) -> dict:
@@ -289,9 +290,9 @@ def score_solo(job: tuple) -> dict:
     estimates = follow_tempo(solo.notes, bars, settings)
     tracker_s = time.perf_counter() - t0
     rows = dict(zip(TRACKER_ROWS, (e[0] for e in estimates))) | dict(zip(HEARD_ROWS, (e[1] for e in estimates)))
-    net = with_net(settings)
-    if net is not None and not (settings and settings.net):
-        rows |= dict(zip(NET_ROWS, (e[0] for e in follow_tempo(solo.notes, bars, net))))
+    plain = without_net(settings)
+    if plain is not None:
+        rows |= dict(zip(NET_ROWS, (e[0] for e in follow_tempo(solo.notes, bars, plain))))
     if baselines:
         eight = bars[-1]
         rows |= dict(zip(BASELINE_ROWS, (librosa_tempo(solo.notes, eight), librosa_tempo(solo.notes),
@@ -306,10 +307,10 @@ def score_performance(job: tuple) -> dict:
     beats, downbeats = follow_beats(perf.notes, perf.signature or 4, settings)
     tracker_s = time.perf_counter() - t0
     rows = {"tracker, causal": {**beat_scores(perf.beats, beats), "downbeat F": downbeat_f(perf.downbeats, downbeats)}}
-    net = with_net(settings)
-    if net is not None and not (settings and settings.net):
-        nb, nd = follow_beats(perf.notes, perf.signature or 4, net)
-        rows["tracker + net, causal"] = {**beat_scores(perf.beats, nb), "downbeat F": downbeat_f(perf.downbeats, nd)}
+    plain = without_net(settings)
+    if plain is not None:
+        nb, nd = follow_beats(perf.notes, perf.signature or 4, plain)
+        rows["tracker, tempo_net = false"] = {**beat_scores(perf.beats, nb), "downbeat F": downbeat_f(perf.downbeats, nd)}
     if baselines:
         rows["librosa beat_track, offline"] = {**beat_scores(perf.beats, librosa_beats(perf.notes)), "downbeat F": float("nan")}
     return {"name": midi, "rows": rows, "notes": len(perf.notes.times), "tracker_s": tracker_s}
@@ -350,7 +351,7 @@ def run_asap(folder: Path, split: str, n: int = 0, seed: int = 0, settings: Trac
     items = _pick(asap_items(folder, split), n, seed)
     results = _map(score_performance, [(str(folder), item, settings, baselines) for item in items], workers)
     table = {}
-    for row in ("tracker, causal", "tracker + net, causal", "librosa beat_track, offline"):
+    for row in ("tracker, causal", "tracker, tempo_net = false", "librosa beat_track, offline"):
         got = [r["rows"][row] for r in results if row in r["rows"]]
         if got:
             table[row] = {k: float(np.mean([g[k] for g in got])) for k in got[0]} | {"n": len(got)}
