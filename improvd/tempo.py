@@ -20,6 +20,12 @@ How, and why this way:
   and accents therefore pull the beat towards themselves and a light run of sixteenths does not:
   that is what keeps the tracker off the off-beat and off double tempo. Compound meters (6/8)
   have their own phase model.
+- With ``TrackerSettings(net=True)`` (config tempo_net = true) the onsets are also heard by a small recurrent net (improvd/tempo_net.py: a GRU
+  over onset clusters, trained on the train splits of both corpora plus generated exact playing,
+  run in numpy): it reads a cluster in the light of the clusters before it and gives the same
+  three class probabilities (which replace the logistic model's), a downbeat log-odds and a
+  tempo distribution that multiplies the interval model's. Off by default: it is better on
+  rubato piano, worse on a swung line over chords (docs/tempo.md has both measured).
 - Which tempo, metrical level included, comes mostly from an interval model (PeriodicityModel):
   a comb over a histogram of inter-onset intervals, read at x1/3 ... x4 of each candidate with a
   prior, weights fitted on train (tempo_model.TEMPO_WEIGHTS). Its posterior weighs the filter's
@@ -160,7 +166,7 @@ class TrackerSettings:
     line_recentre_n: int = 3  # ...for this many on-beat clusters running re-centres the filter on it, the intervals forgotten
     downbeat_base: float = 1.0  # share of the model's intercept taken off each vote (1: a plain cluster votes 0, not against)
     downbeat_loud: float = 0.5  # downbeat log-odds a cluster gains per 20 velocity steps above the recent ones
-    net: bool = True  # the learned GRU (improvd.tempo_net) hears the clusters too (config tempo_net = false: the logistic onset model alone)
+    net: bool = False  # the learned GRU (improvd.tempo_net) hears the clusters too: config tempo_net = true (docs/tempo.md: better on rubato piano, not yet on swung lines)
     net_intervals: float = 1.0  # with the net: exponent of the interval model's tempo posterior...
     net_tempo: float = 1.0  # ...and of the net's, multiplied into one
     net_downbeat: float = 1.0  # the net's downbeat log-odds per vote, scaled

@@ -260,24 +260,28 @@ def downbeat_f(reference: np.ndarray, estimated: np.ndarray) -> float:
 TRACKER_ROWS = ("tracker bpm, causal: after 4 bars", "tracker bpm, causal: after 8 bars", "tracker bpm, causal: at the end")
 HEARD_ROWS = ("tracker heard_bpm, causal: after 4 bars", "tracker heard_bpm, causal: after 8 bars",
               "tracker heard_bpm, causal: at the end")
-NET_ROWS = ("tracker bpm, tempo_net = false: after 4 bars", "tracker bpm, tempo_net = false: after 8 bars",
-            "tracker bpm, tempo_net = false: at the end")
+NET_ROWS = ("tracker bpm, tempo_net toggled: after 4 bars", "tracker bpm, tempo_net toggled: after 8 bars",
+            "tracker bpm, tempo_net toggled: at the end")
 BASELINE_ROWS = ("librosa tempo: first 8 bars", "librosa tempo: whole solo",
                  "pretty_midi estimate_tempo: first 8 bars", "pretty_midi estimate_tempo: whole solo")
 TEMPO_ROWS = TRACKER_ROWS + HEARD_ROWS + NET_ROWS + BASELINE_ROWS
 
 
-def without_net(settings: TrackerSettings | None) -> TrackerSettings | None:
-    """The same settings without the learned onset model (config tempo_net = false), for the row
-    beside; None when they have none already (or the package holds no net)."""
+def toggled(settings: TrackerSettings | None) -> TrackerSettings | None:
+    """The same settings with the learned onset model switched (config tempo_net), for the rows
+    beside the default's; None when the package holds no net."""
     import dataclasses
 
     from improvd import tempo_net
 
     s = settings or TrackerSettings()
-    if not s.net or tempo_net.bundled() is None:
+    if tempo_net.bundled() is None:
         return None
-    return dataclasses.replace(s, net=False)
+    return dataclasses.replace(s, net=not s.net)
+
+
+def toggled_label(settings: TrackerSettings | None) -> str:
+    return "tempo_net = " + ("false" if (settings or TrackerSettings()).net else "true")
 
 
 def score_solo(job: tuple) -> dict:
@@ -290,9 +294,9 @@ def score_solo(job: tuple) -> dict:
     estimates = follow_tempo(solo.notes, bars, settings)
     tracker_s = time.perf_counter() - t0
     rows = dict(zip(TRACKER_ROWS, (e[0] for e in estimates))) | dict(zip(HEARD_ROWS, (e[1] for e in estimates)))
-    plain = without_net(settings)
-    if plain is not None:
-        rows |= dict(zip(NET_ROWS, (e[0] for e in follow_tempo(solo.notes, bars, plain))))
+    other = toggled(settings)
+    if other is not None:
+        rows |= dict(zip(NET_ROWS, (e[0] for e in follow_tempo(solo.notes, bars, other))))
     if baselines:
         eight = bars[-1]
         rows |= dict(zip(BASELINE_ROWS, (librosa_tempo(solo.notes, eight), librosa_tempo(solo.notes),
@@ -307,10 +311,10 @@ def score_performance(job: tuple) -> dict:
     beats, downbeats = follow_beats(perf.notes, perf.signature or 4, settings)
     tracker_s = time.perf_counter() - t0
     rows = {"tracker, causal": {**beat_scores(perf.beats, beats), "downbeat F": downbeat_f(perf.downbeats, downbeats)}}
-    plain = without_net(settings)
-    if plain is not None:
-        nb, nd = follow_beats(perf.notes, perf.signature or 4, plain)
-        rows["tracker, tempo_net = false"] = {**beat_scores(perf.beats, nb), "downbeat F": downbeat_f(perf.downbeats, nd)}
+    other = toggled(settings)
+    if other is not None:
+        nb, nd = follow_beats(perf.notes, perf.signature or 4, other)
+        rows["tracker, tempo_net toggled"] = {**beat_scores(perf.beats, nb), "downbeat F": downbeat_f(perf.downbeats, nd)}
     if baselines:
         rows["librosa beat_track, offline"] = {**beat_scores(perf.beats, librosa_beats(perf.notes)), "downbeat F": float("nan")}
     return {"name": midi, "rows": rows, "notes": len(perf.notes.times), "tracker_s": tracker_s}
@@ -351,7 +355,7 @@ def run_asap(folder: Path, split: str, n: int = 0, seed: int = 0, settings: Trac
     items = _pick(asap_items(folder, split), n, seed)
     results = _map(score_performance, [(str(folder), item, settings, baselines) for item in items], workers)
     table = {}
-    for row in ("tracker, causal", "tracker, tempo_net = false", "librosa beat_track, offline"):
+    for row in ("tracker, causal", "tracker, tempo_net toggled", "librosa beat_track, offline"):
         got = [r["rows"][row] for r in results if row in r["rows"]]
         if got:
             table[row] = {k: float(np.mean([g[k] for g in got])) for k in got[0]} | {"n": len(got)}
@@ -390,7 +394,7 @@ def evaluate(model: str, data: list[str], split: str | None, n: int, seed: int, 
             for c in ("", "Acc1 %", "Acc2 %", "n"):
                 table.add_column(c, justify="left" if not c else "right")
             for row, v in r["table"].items():
-                table.add_row(row, f"{v['Acc1 %']:.1f}", f"{v['Acc2 %']:.1f}", str(v["n"]))
+                table.add_row(row.replace("tempo_net toggled", toggled_label(None)), f"{v['Acc1 %']:.1f}", f"{v['Acc2 %']:.1f}", str(v["n"]))
         else:
             r = run_asap(folder, split, n, seed, workers=workers)
             title = (f"ASAP beats, {split} split: {r['n']} performances of {r['pieces']} pieces "
@@ -400,7 +404,7 @@ def evaluate(model: str, data: list[str], split: str | None, n: int, seed: int, 
                 table.add_column(c, justify="left" if not c else "right")
             for row, v in r["table"].items():
                 db = "n/a" if math.isnan(v["downbeat F"]) else f"{v['downbeat F']:.3f}"
-                table.add_row(row, f"{v['F']:.3f}", f"{v['CMLt']:.3f}", f"{v['AMLt']:.3f}", db, str(v["n"]))
+                table.add_row(row.replace("tempo_net toggled", toggled_label(None)), f"{v['F']:.3f}", f"{v['CMLt']:.3f}", f"{v['AMLt']:.3f}", db, str(v["n"]))
         r["wall_s"] = time.perf_counter() - t0
         table.caption = (f"tracker: {r['tracker_s'] / max(r['notes'], 1) * 1e6:.0f} us a note on average "
                          f"(feeding and reading included); {r['wall_s']:.0f} s wall with {workers} workers")
