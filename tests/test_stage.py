@@ -67,8 +67,15 @@ def duet_into(synth_name: str, name: str, *extra: str, env=None) -> subprocess.P
 
 
 def playing(synth: Recorder) -> bool:
-    """True once some note has started and not ended at the synth."""
-    return wait_until(lambda: any(end >= time.perf_counter() - 0.001 for *_k, _s, end in synth.sounded()), 10)
+    """True once some note has started and not ended at the synth.
+
+    "Now" is taken once, before the notes are paired: pairing thousands of messages (a panic's
+    2,048 note-offs are among them on a restart) can take over a millisecond on a loaded box,
+    and a sounding note's end (the time pairing began) then looked older than a later "now"."""
+    def sounding() -> bool:
+        now = time.perf_counter()
+        return any(end >= now for *_k, _s, end in synth.sounded(until=now))
+    return wait_until(sounding, 10)
 
 
 def silent_why(d: subprocess.Popen, synth: Recorder) -> str:
