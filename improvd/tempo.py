@@ -20,9 +20,9 @@ How, and why this way:
   and accents therefore pull the beat towards themselves and a light run of sixteenths does not:
   that is what keeps the tracker off the off-beat and off double tempo. Compound meters (6/8)
   have their own phase model.
-- With ``TrackerSettings(net=True)`` (config tempo_net = true) the onsets are also heard by a small recurrent net (improvd/tempo_net.py: a GRU
-  over onset clusters, trained on the train splits of both corpora plus generated exact playing,
-  run in numpy): it reads a cluster in the light of the clusters before it and gives the same
+- With ``TrackerSettings(net=True)`` (config tempo_net = true) the onsets are also heard by a
+  small recurrent net (improvd/tempo_net.py: a GRU over onset clusters, trained on the train
+  splits of both corpora plus generated exact playing, run in numpy): it reads a cluster in the light of the clusters before it and gives the same
   three class probabilities (which replace the logistic model's), a downbeat log-odds and a
   tempo distribution that multiplies the interval model's. Off by default: it is better on
   rubato piano, worse on a swung line over chords (docs/tempo.md has both measured).
@@ -532,7 +532,8 @@ class TempoTracker:
             self._lowest, self._loudest = min(self._lowest, pitch), max(self._loudest, velocity)
             self._x = cluster_features(self._cluster_notes, self._lowest, self._loudest, self._mean_lowest, self._mean_loudest)
             self._open[1] = self._x
-            self._open[4] = self._feed.row(self._cluster_t, self._cluster_notes, self._lowest, self._loudest)
+            if self.net is not None:
+                self._open[4] = self._feed.row(self._cluster_t, self._cluster_notes, self._lowest, self._loudest)
             return
         if self._cluster_t is not None:  # the open cluster is complete: it joins the running means
             a = s.feature_memory
@@ -544,13 +545,15 @@ class TempoTracker:
             self._chords += (chord - self._chords) / self._chords_w
             self._chords_t = self._cluster_t
             self._closed.append(self._open)
-            self._feed.close(self._cluster_t, self._lowest, self._loudest)
+            if self.net is not None:
+                self._feed.close(self._cluster_t, self._lowest, self._loudest)
         self._cluster_t, self._cluster_notes = t, 1
         self._lowest, self._loudest = float(pitch), float(velocity)
         if self._mean_lowest is None:
             self._mean_lowest, self._mean_loudest = float(pitch), float(velocity)
         self._x = cluster_features(1, pitch, velocity, self._mean_lowest, self._mean_loudest)
-        self._open = [t, self._x, pitch, None, self._feed.row(t, 1, float(pitch), float(velocity)), None, None]
+        row = self._feed.row(t, 1, float(pitch), float(velocity)) if self.net is not None else None
+        self._open = [t, self._x, pitch, None, row, None, None]  # [4:]: the net's input row, state before, output
         self.onsets += 1
         self._ioi.add(t)
 
