@@ -582,7 +582,7 @@ class TempoTracker:
             if applied is None:
                 rec[5] = self._net_h
                 self._net_clusters += 1
-            out = self.net.step(rec[5], self._encode(rec[4])[0])
+            out = self.net.step(rec[5], self._encode(rec[4])[0], phase=s.net_phase > 0)
             rec[6] = out
             self._net_h = out.hidden
             if out.phase is not None and s.net_phase > 0:

@@ -153,7 +153,8 @@ class TempoNet:
     def initial(self) -> tuple:
         return tuple(np.zeros(layer[4], np.float32) for layer in self.layers)
 
-    def step(self, hidden: tuple, features: np.ndarray) -> Output:
+    def step(self, hidden: tuple, features: np.ndarray, phase: bool = False) -> Output:
+        """One cluster; the phase head only when asked (the tracker reads it only with net_phase > 0)."""
         x = np.asarray(features, dtype=np.float32)
         new = []
         for (w_ih, w_hh, b_i, b_hn, H), h in zip(self.layers, hidden):
@@ -168,7 +169,7 @@ class TempoNet:
         c = self.cls_w @ x + self.cls_b
         c = np.exp(c - c.max())
         ph = None
-        if self.phase_w is not None:
+        if phase and self.phase_w is not None:
             ph = self.phase_w @ x + self.phase_b
             ph = np.exp(ph - ph.max())
             ph /= ph.sum()

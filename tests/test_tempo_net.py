@@ -152,7 +152,7 @@ def test_numpy_runtime_matches_torch_and_the_trainer_runs(tmp_path):
     np.testing.assert_allclose(t, torch.softmax(t2[0], -1).numpy(), atol=1e-5)
     h = net.initial()
     for f in encode(r):
-        o = net.step(h, f)
+        o = net.step(h, f, phase=True)
         h = o.hidden
     np.testing.assert_allclose(o.phase, torch.softmax(p2[0, -1], -1).numpy(), atol=1e-5)
     assert len(RAW_COLUMNS) == r.shape[1]
