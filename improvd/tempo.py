@@ -26,6 +26,10 @@ How, and why this way:
   three class probabilities (which replace the logistic model's), a downbeat log-odds and a
   tempo distribution that multiplies the interval model's. Off by default: it is better on
   rubato piano, worse on a swung line over chords (docs/tempo.md has both measured).
+- Swing: the kernels come from classical piano, where a beat's second eighth falls at its
+  middle; a swung one falls at 0.6-0.67. While consecutive intervals go long-short
+  (``_hear_swing``) part of the half-beat kernel moves there (``swung_half``). Without it a
+  swung line at 132 BPM was followed at 198, its long notes taken for beats.
 - Which tempo, metrical level included, comes mostly from an interval model (PeriodicityModel):
   a comb over a histogram of inter-onset intervals, read at x1/3 ... x4 of each candidate with a
   prior, weights fitted on train (tempo_model.TEMPO_WEIGHTS). Its posterior weighs the filter's
@@ -108,6 +112,11 @@ class TrackerSettings:
     reopen: float = 0.003  # prior mixed back in at each onset: a wrong lock can always be left
     prior_octaves: float = 1.0  # width of the tempo prior around the configured tempo
     kernel_blur: float = 0.06  # timing spread added to the learned phase kernels (beats): live playing is looser
+    swing_kernel: float = 0.8  # share of the half-beat kernel at the swung eighth's places (simple meters; swung_half)...
+    swing_memory: float = 0.1  # ...as far as the recent intervals go long-short (weight of each new pair; _hear_swing)
+    swing_from: float = 0.25  # long-short share of the uneven-or-even interval pairs where swing starts to count...
+    swing_full: float = 0.6  # ...and where it counts fully
+    swing_ratio: tuple = (1.6, 2.4)  # a long-short pair: the first interval this many times the second
     switch_margin: float = 0.3  # a rival tempo must hold this much more probability...
     switch_beats: float = 2.0  # ...for this many of its beats before the grid follows it
     chord_window: float = 0.035  # note-ons closer than this to a cluster's first note are one onset (s)
@@ -222,31 +231,51 @@ def onset_features(times: np.ndarray, pitches: np.ndarray, velocities: np.ndarra
     return np.asarray(times)[starts], out
 
 
+SWING_PLACES = (0.6, 0.633, 0.667)  # where a swung eighth falls in its beat: 3:2 to 2:1
+
+
+def swung_half(kernel: np.ndarray, share: float) -> np.ndarray:
+    """The half-beat kernel with ``share`` of its mass moved to the swung eighth's places.
+
+    The kernels are fitted on classical piano (ASAP), where a beat's second eighth falls at its
+    middle. In a swung line it falls at 0.6-0.67 of the beat, where the fitted kernels expect
+    almost nothing: a swung line at 132 BPM was then explained better as straight eighths at
+    198 (its long notes taken for beats), and followed there."""
+    bins = len(kernel)
+    moved = np.mean([np.roll(kernel, int(round((place - 0.5) * bins))) for place in SWING_PLACES], axis=0)
+    return (1.0 - share) * kernel + share * moved
+
+
 class OnsetModel:
     """The learned onset model for one kind of meter: log-likelihood of each phase given a
     cluster's features, and its log-odds of being a downbeat."""
 
-    def __init__(self, compound: bool, blur: float):
+    def __init__(self, compound: bool, blur: float, swing: float = 0.0):
         from improvd import tempo_model as m
 
         kind = "compound" if compound else "simple"
         self.coef = np.array(m.CLASS_COEF)
         self.intercept = np.array(m.CLASS_ADJUST[kind]) + np.array(m.CLASS_INTERCEPT)
-        kernels = 0.98 * np.array(m.KERNELS[kind]) + 0.02  # never rule a phase out entirely
+        kernels = np.array(m.KERNELS[kind], dtype=float)
+        swung = swung_half(kernels[1], swing) if swing > 0 and not compound else kernels[1]
+        kernels = 0.98 * np.vstack([kernels, swung]) + 0.02  # never rule a phase out entirely
         if blur > 0:
             x = np.arange(KERNEL_BINS)
             g = np.exp(-0.5 * (np.minimum(x, KERNEL_BINS - x) / (blur * KERNEL_BINS)) ** 2)
             kernels = np.real(np.fft.ifft(np.fft.fft(kernels, axis=1) * np.fft.fft(g / g.sum())[None, :], axis=1))
-        self.kernels = np.maximum(kernels, 1e-3)
+        self.kernels = np.maximum(kernels[:3], 1e-3)
         self._mixer = np.ascontiguousarray(self.kernels.T)
+        # what swing changes: the half-beat class's kernel, swung minus straight
+        self._swing_shift = np.maximum(kernels[3], 1e-3) - self.kernels[1]
         self.beat_probability = 0.0  # of the last cluster likelihood() was asked about
         self._coef_rows = [list(map(float, r)) for r in self.coef]
         self._intercepts = list(map(float, self.intercept))
         self.down_coef = np.array(m.DOWNBEAT_COEF)
         self.down_intercept = float(m.DOWNBEAT_INTERCEPT)
 
-    def likelihood(self, x: np.ndarray) -> np.ndarray:
-        """p(phase | features) / uniform over KERNEL_BINS phases: a mixture of the class kernels."""
+    def likelihood(self, x: np.ndarray, swing: float = 0.0) -> np.ndarray:
+        """p(phase | features) / uniform over KERNEL_BINS phases: a mixture of the class kernels;
+        ``swing`` (0..1) how far the half-beat class is taken as swung (TempoTracker._hear_swing)."""
         (a0, a1, a2), (b0, b1, b2), (c0, c1, c2) = self._coef_rows
         i0, i1, i2 = self._intercepts
         x0, x1, x2 = x
@@ -255,12 +284,18 @@ class OnsetModel:
         q0, q1, q2 = math.exp(z0 - top), math.exp(z1 - top), math.exp(z2 - top)
         total = q0 + q1 + q2
         self.beat_probability = q0 / total
-        return self._mixer @ (q0 / total, q1 / total, q2 / total)
+        lik = self._mixer @ (q0 / total, q1 / total, q2 / total)
+        if swing > 0.0:
+            lik = lik + (swing * q1 / total) * self._swing_shift
+        return lik
 
-    def mix(self, classes: np.ndarray) -> np.ndarray:
+    def mix(self, classes: np.ndarray, swing: float = 0.0) -> np.ndarray:
         """The same phase likelihood from class probabilities said elsewhere (the learned GRU's)."""
         self.beat_probability = float(classes[0])
-        return self._mixer @ classes
+        lik = self._mixer @ classes
+        if swing > 0.0:
+            lik = lik + (swing * float(classes[1])) * self._swing_shift
+        return lik
 
     def downbeat_logodds(self, x) -> float:
         return float(sum(c * v for c, v in zip(self.down_coef, x)) + self.down_intercept)
@@ -411,7 +446,7 @@ class TempoTracker:
         self.settings = s
         self.meter, self.compound = parse_meter(meter)
         self.fallback_bpm = float(min(s.max_bpm, max(s.min_bpm, fallback_bpm)))
-        self.model = OnsetModel(self.compound, s.kernel_blur)
+        self.model = OnsetModel(self.compound, s.kernel_blur, s.swing_kernel)
         from improvd import tempo_net
 
         self.net = tempo_net.bundled() if s.net else None
@@ -479,6 +514,10 @@ class TempoTracker:
         self._held_bpm = self.fallback_bpm
         self._confidence = 0.0
         self._locked = False
+        self._gap: float | None = None  # the interval before the last cluster (swing evidence)
+        self._prev_cluster_t: float | None = None
+        self._long_short = 0.0  # running share of interval pairs going long-short (against even ones)
+        self._swing = 0.0  # how far the half-beat class is taken as swung now (0..1)
         self._follow: int | None = None
         self._residual = 0.0  # beats: where the player's on-beat notes land against the filter's phase
         self._rival: int | None = None
@@ -578,6 +617,8 @@ class TempoTracker:
         t, x, pitch, applied = rec[:4]
         if applied is x:
             return
+        if applied is None and s.swing_kernel > 0.0 and not self.compound:
+            self._hear_swing(t)
         if self.net is not None:  # rec[5]: the net's state before this cluster; rec[6]: its output
             if applied is None:
                 rec[5] = self._net_h
@@ -590,13 +631,13 @@ class TempoTracker:
                 q = (out.phase * self._phase_bins) ** s.net_phase
                 lik = (1.0 - s.net_floor) * q[self._phase_of_kernel] / float(q.mean()) + s.net_floor
             else:
-                lik = self.model.mix(out.classes)
+                lik = self.model.mix(out.classes, self._swing)
             if s.net_mix < 1.0:
-                own, own_beat = self.model.likelihood(x), self.model.beat_probability
+                own, own_beat = self.model.likelihood(x, self._swing), self.model.beat_probability
                 lik = own ** (1.0 - s.net_mix) * lik ** s.net_mix
                 self.model.beat_probability = (1.0 - s.net_mix) * own_beat + s.net_mix * float(out.classes[0])
         else:
-            lik = self.model.likelihood(x)
+            lik = self.model.likelihood(x, self._swing)
         if applied is not None:
             self._p *= (lik / self._lik)[self._idx]  # the cluster's evidence, revised with its new notes
             self._p *= 1.0 / self._p.sum()
@@ -615,6 +656,30 @@ class TempoTracker:
         self._p += self._reopen_prior  # a mixture: a wrong lock can always be left
         if not self._count_in_heard(t, pitch):
             self._normalise_and_follow(t)
+
+    def _hear_swing(self, t: float) -> None:
+        """How swung the playing is, from consecutive inter-onset intervals: a pair going long then
+        short (swing_ratio, 1.6-2.4 times) counts for swing, an even pair (within 25 %) against
+        it, anything else not at all. The filter cannot tell this itself: it would need a swing state per
+        hypothesis, and a swung line is otherwise explained best at the wrong tempo (swung_half)."""
+        s = self.settings
+        prev = self._prev_cluster_t
+        self._prev_cluster_t = t
+        if prev is None:
+            return
+        gap, before = t - prev, self._gap
+        self._gap = gap
+        if before is None or gap <= IOI_MIN or before > 2.0:
+            return
+        r = before / gap
+        if s.swing_ratio[0] <= r <= s.swing_ratio[1]:
+            vote = 1.0
+        elif 0.8 <= r <= 1.25:
+            vote = 0.0
+        else:
+            return
+        self._long_short += s.swing_memory * (vote - self._long_short)
+        self._swing = min(1.0, max(0.0, (self._long_short - s.swing_from) / (s.swing_full - s.swing_from)))
 
     def _read_intervals(self, t: float) -> None:
         """The interval model's tempo posterior: heavier than a note, so at most every tempo_every."""
