@@ -78,7 +78,7 @@ class Settings:
     max_bars: int = 8
     tempo: float = 120.0  # fixed BPM; while following, where the tracker starts and what it falls back to
     tempo_follow: str = "auto"  # on | off | auto: follow the performer unless a tempo, clock_in or tap_key is set
-    tempo_net: bool = False  # true: the tracker also hears onsets through its learned GRU (better on rubato piano, not yet on swung lines)
+    tempo_net: bool = True  # the tracker also hears onsets through its learned GRU (docs/tempo.md); false: without it
     clock_in: bool = False
     clock_out: bool = False
     swing: float = 0.0  # 0 straight .. 0.5 hard swing: delay of the off-beat 8th, in 8ths

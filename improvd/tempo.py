@@ -20,12 +20,13 @@ How, and why this way:
   and accents therefore pull the beat towards themselves and a light run of sixteenths does not:
   that is what keeps the tracker off the off-beat and off double tempo. Compound meters (6/8)
   have their own phase model.
-- With ``TrackerSettings(net=True)`` (config tempo_net = true) the onsets are also heard by a
-  small recurrent net (improvd/tempo_net.py: a GRU over onset clusters, trained on the train
-  splits of both corpora plus generated exact playing, run in numpy): it reads a cluster in the light of the clusters before it and gives the same
-  three class probabilities (which replace the logistic model's), a downbeat log-odds and a
-  tempo distribution that multiplies the interval model's. Off by default: it is better on
-  rubato piano, worse on a swung line over chords (docs/tempo.md has both measured).
+- The onsets are also heard by a small recurrent net (improvd/tempo_net.py: a GRU over onset
+  clusters, trained on the train splits of both corpora plus generated exact playing, run in
+  numpy): it reads a cluster in the light of the clusters before it and gives the same three
+  class probabilities, which are mixed half and half with the logistic model's, and a downbeat
+  log-odds. Its tempo head is not read by default (``net_tempo = 0``): it said about the same
+  tempo whatever the pulse and pulled a swung line over comping to half time. ``tempo_net =
+  false`` (``TrackerSettings(net=False)``) runs without it; docs/tempo.md has both measured.
 - Swing: the kernels come from classical piano, where a beat's second eighth falls at its
   middle; a swung one falls at 0.6-0.67. While consecutive intervals go long-short
   (``_hear_swing``) part of the half-beat kernel moves there (``swung_half``). Without it a
@@ -175,15 +176,15 @@ class TrackerSettings:
     line_recentre_n: int = 3  # ...for this many on-beat clusters running re-centres the filter on it, the intervals forgotten
     downbeat_base: float = 1.0  # share of the model's intercept taken off each vote (1: a plain cluster votes 0, not against)
     downbeat_loud: float = 0.5  # downbeat log-odds a cluster gains per 20 velocity steps above the recent ones
-    net: bool = False  # the learned GRU (improvd.tempo_net) hears the clusters too: config tempo_net = true (docs/tempo.md: better on rubato piano, not yet on swung lines)
-    net_intervals: float = 1.0  # with the net: exponent of the interval model's tempo posterior...
-    net_tempo: float = 1.0  # ...and of the net's, multiplied into one
+    net: bool = True  # the learned GRU (improvd.tempo_net) hears the clusters too (config tempo_net; docs/tempo.md)
+    net_intervals: float = 2.0  # with the net: exponent of the interval model's tempo posterior...
+    net_tempo: float = 0.0  # ...and of the net's, multiplied into one (0: its tempo head is not read; it halved swung lines)
     net_downbeat: float = 1.0  # the net's downbeat log-odds per vote, scaled
     net_phase: float = 0.0  # exponent of the net's phase distribution as the cluster's likelihood (0: its classes instead)
     net_floor: float = 0.05  # share of a uniform phase mixed into it: a net's certainty is never absolute
     net_chance_mass: float = 0.8  # chance_mass with the net: its sharper evidence lets random onsets gather more (calibrated as chance_mass, on other random streams)
     net_chance_interval: float = 0.45  # chance_interval with the net (its tempo head sharpens the interval posterior)
-    net_mix: float = 1.0  # the cluster's likelihood: net^mix x logistic onset model^(1 - mix)
+    net_mix: float = 0.5  # the cluster's likelihood: net^mix x logistic onset model^(1 - mix) (1: a line over random comping went to half time)
 
 
 def parse_meter(meter: int | str) -> tuple[int, bool]:
@@ -1301,12 +1302,12 @@ class BeatGrid:
         return beats
 
 
-def bench_update(n: int = 20000, seed: int = 0, net: bool = False) -> dict:
+def bench_update(n: int = 20000, seed: int = 0, net: bool | None = None) -> dict:
     """Cost of one ``onset`` call on a realistic stream (a swung line at 132 BPM over chords):
     p50/p99/max in microseconds over n note-ons, measured with perf_counter_ns around each call,
     for ``improvd bench``."""
     rng = np.random.default_rng(seed)
-    tracker = TempoTracker(settings=TrackerSettings(net=net))
+    tracker = TempoTracker(settings=TrackerSettings() if net is None else TrackerSettings(net=net))
     beat = 60.0 / 132.0
     notes: list[tuple[float, int, int]] = []
     t = 1.0
