@@ -37,8 +37,8 @@ How, and why this way:
   tempo rows, and while the filter is unsure it sets bpm once it is clear (docs/tempo.md).
 - onset() is O(1) plain Python (cluster, 8 histogram increments); the filter takes the clusters
   in at the next estimate(), and the interval model is re-read at most every 0.25 s of onsets.
-- The configured tempo (--tempo, default 120) is the centre of the prior over tempo rows (one
-  octave wide): the level a listener taps when the notes allow several.
+- The configured tempo (--tempo, default 120) is the centre of the prior over tempo rows (two
+  octaves wide, the sd of log2 tempo): the level a listener taps when the notes allow several.
 - What the daemon hears is an output clock, a beat position that advances at the followed
   period. It moves to a different tempo row's hypothesis only when that one has held more
   probability by a margin for a couple of beats (hysteresis), so a rubato phrase bends the grid
@@ -111,7 +111,7 @@ class TrackerSettings:
     tempo_change_per_beat: bool = False  # (tuning) count tempo_change per beat instead of per second
     tempo_change_cap: float = 0.25  # at most this much moves at one onset, however long the gap
     reopen: float = 0.003  # prior mixed back in at each onset: a wrong lock can always be left
-    prior_octaves: float = 1.0  # width of the tempo prior around the configured tempo
+    prior_octaves: float = 2.0  # width of the tempo prior around the configured tempo (1.0: fast solos were heard at half tempo more often)
     kernel_blur: float = 0.06  # timing spread added to the learned phase kernels (beats): live playing is looser
     swing_kernel: float = 0.8  # share of the half-beat kernel at the swung eighth's places (simple meters; swung_half)...
     swing_memory: float = 0.1  # ...as far as the recent intervals go long-short (weight of each new pair; _hear_swing)
