@@ -387,18 +387,18 @@ def tempo_cost(con, notes: int = 20000) -> dict:
     r = bench_update(notes)
     base = _empty_call_us(notes)
     r["baseline_p99_us"] = base
-    con.print(f"tempo tracker per note-on ({notes} notes): p50 {r['p50_us']:.1f} us, p90 {r['p90_us']:.1f} us, "
+    con.print(f"tempo tracker (tempo_net = {'true' if r['net'] else 'false'}) per note-on ({notes} notes): p50 {r['p50_us']:.1f} us, p90 {r['p90_us']:.1f} us, "
               f"p99 {r['p99_us']:.1f} us, max {r['max_us']:.1f} us (target p99 <= 50 us; an empty call p99 {base:.2f} us)",
               highlight=False)
     if "tick_p99_us" in r:  # the filter's work, deferred from the note-on to the grid's estimate
         con.print(f"tempo tracker deferred work: estimate per call p50 {r['tick_p50_us']:.1f} us p99 {r['tick_p99_us']:.1f} us "
-                  f"(the engine asks once a beat); all of it averaged per note {r['total_per_note_us']:.1f} us",
+                  f"(the engine asks once a beat; the net's steps are here); all of it averaged per note {r['total_per_note_us']:.1f} us",
                   highlight=False)
     other = bench_update(notes, net=not r["net"])
     r["toggled"] = other
     con.print(f"with tempo_net = {'true' if other['net'] else 'false'}: per note-on p99 {other['p99_us']:.1f} us; "
               f"estimate p50 {other['tick_p50_us']:.1f} us p99 {other['tick_p99_us']:.1f} us; all of it averaged per note "
-              f"{other['total_per_note_us']:.1f} us (the GRU's steps are in the estimate)", highlight=False)
+              f"{other['total_per_note_us']:.1f} us", highlight=False)
     return r
 
 
