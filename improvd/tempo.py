@@ -125,6 +125,7 @@ class TrackerSettings:
     feature_memory: float = 0.15  # running means of bass and velocity: weight of each new cluster
     follow_confidence: float = 0.0  # below this the grid free-runs instead of following the filter
     lock_confidence: float = 0.3  # locked above this; unlocked again below half of it
+    lock_onsets: int = 6  # ...and not before this many onset clusters (a count-in locks at its last note): three even notes are not yet a beat
     bpm_deadband: float = 0.02  # the reported bpm moves only when the followed tempo is this far off
     flood_notes: int = 48  # more note-ons than this within flood_window seconds is a flood
     flood_window: float = 1.0
@@ -179,7 +180,7 @@ class TrackerSettings:
     net: bool = True  # the learned GRU (improvd.tempo_net) hears the clusters too (config tempo_net; docs/tempo.md)
     net_intervals: float = 2.0  # with the net: exponent of the interval model's tempo posterior...
     net_tempo: float = 0.0  # ...and of the net's, multiplied into one (0: its tempo head is not read; it halved swung lines)
-    net_downbeat: float = 1.0  # the net's downbeat log-odds per vote, scaled
+    net_downbeat: float = 0.3  # the net's downbeat log-odds per vote, scaled (1: over JACK the bar moved after a count-in, 1 run in 5; 0: beat one lost in 3/4)
     net_phase: float = 0.0  # exponent of the net's phase distribution as the cluster's likelihood (0: its classes instead)
     net_floor: float = 0.05  # share of a uniform phase mixed into it: a net's certainty is never absolute
     net_chance_mass: float = 0.8  # chance_mass with the net: its sharper evidence lets random onsets gather more (calibrated as chance_mass, on other random streams)
@@ -1060,7 +1061,7 @@ class TempoTracker:
         self._confidence = 0.0 if self._flooding else min(1.0, max(0.0, sure))
         if self._locked and self._confidence < 0.5 * s.lock_confidence:
             self._locked = False
-        elif not self._locked and self._confidence >= s.lock_confidence:
+        elif not self._locked and self._confidence >= s.lock_confidence and self.onsets >= s.lock_onsets:
             self._locked = True
         if self._confidence < s.follow_confidence and not self._locked:
             return  # too unsure even to bend the grid: it runs on at the held tempo
