@@ -184,7 +184,7 @@ class TrackerSettings:
     net_phase: float = 0.0  # exponent of the net's phase distribution as the cluster's likelihood (0: its classes instead)
     net_floor: float = 0.05  # share of a uniform phase mixed into it: a net's certainty is never absolute
     net_chance_mass: float = 0.8  # chance_mass with the net: its sharper evidence lets random onsets gather more (calibrated as chance_mass, on other random streams)
-    net_chance_interval: float = 0.45  # chance_interval with the net (its tempo head sharpens the interval posterior)
+    net_chance_interval: float = 0.45  # chance_interval with the net (the interval posterior is sharper: net_intervals)
     net_mix: float = 0.5  # the cluster's likelihood: net^mix x logistic onset model^(1 - mix) (1: a line over random comping went to half time)
 
 
@@ -692,7 +692,9 @@ class TempoTracker:
             return
         p = self.periodicity.posterior(self._ioi.counts, self._chords)
         if self.net is not None and self._net_clusters:
-            q = np.log(np.maximum(p, 1e-300)) * s.net_intervals + np.log(np.maximum(self.net.tempo(self._net_h), 1e-300)) * s.net_tempo
+            q = np.log(np.maximum(p, 1e-300)) * s.net_intervals
+            if s.net_tempo:  # (its head is a gemv over the whole tempo grid: skipped when not read)
+                q = q + np.log(np.maximum(self.net.tempo(self._net_h), 1e-300)) * s.net_tempo
             p = np.exp(q - q.max())
             p /= p.sum()
         self._tempo_p = p
