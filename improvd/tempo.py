@@ -179,7 +179,7 @@ class TrackerSettings:
     downbeat_loud: float = 0.5  # downbeat log-odds a cluster gains per 20 velocity steps above the recent ones
     net: bool = True  # the learned GRU (improvd.tempo_net) hears the clusters too (config tempo_net; docs/tempo.md)
     net_intervals: float = 2.0  # with the net: exponent of the interval model's tempo posterior...
-    net_tempo: float = 0.0  # ...and of the net's, multiplied into one (0: its tempo head is not read; it halved swung lines)
+    net_tempo: float = 0.0  # ...and of the net's, multiplied into one (0: its tempo head is not read; it halved swung lines, and the shipped net's is untrained)
     net_downbeat: float = 0.3  # the net's downbeat log-odds per vote, scaled (1: over JACK the bar moved after a count-in, 1 run in 5; 0: beat one lost in 3/4)
     net_phase: float = 0.0  # exponent of the net's phase distribution as the cluster's likelihood (0: its classes instead)
     net_floor: float = 0.05  # share of a uniform phase mixed into it: a net's certainty is never absolute
@@ -825,8 +825,16 @@ class TempoTracker:
             if added >= 2 and score[j] >= s.level_ratio * score[best] \
                     and (float(hit[j] @ loud) - float(hit[best] @ loud)) / added >= float(loud.mean()) - s.level_weak:
                 best = j
+        held_entry = entry and self._anchor_t is not None
+        if held_entry or self._fit_period is not None:  # the grid held, on the same notes
+            now, now_hit = rate(self._position(times)[None, :])
+        if held_entry and hit[best].sum() <= now_hit[0].sum():
+            # a phrase's first notes: the new grid must pass through more of them than the grid
+            # held does (with one note left out, or lost on the way, a grid 1.43 times slower
+            # went through three of the first four as the held one did, and its fewer points
+            # made it score higher)
+            return
         if self._fit_period is not None:  # the line holds: does the playing of late fit another grid better?
-            now, _ = rate(self._position(times)[None, :])
             if score[best] < float(now[0]) + s.reseed_margin:
                 self._reseed_asked = 0
                 return
@@ -835,7 +843,12 @@ class TempoTracker:
                 return
         self._reseed_asked = 0
         r = np.round(u[best])
-        shift = round(self._position(times[ref]) - u[best, ref])
+        held_pos = self._position(times[ref])
+        shift = round(held_pos - u[best, ref])
+        # the bar is counted on from the held grid when the phrase's first note falls within a quarter
+        # beat of one of its beats; voted again from the phrase only when not (with its downbeat lost, the
+        # phrase's first notes put beat one on its loud third beat: the answer came two beats off)
+        keep_bar = entry and abs(held_pos - round(held_pos)) < 0.25
         fit = self._fit
         fit.clear()
         for i in np.flatnonzero(hit[best]):
@@ -848,7 +861,8 @@ class TempoTracker:
         self._fit_period = slope
         self._fit_miss = 0
         self._fit_entry = entry
-        self._revote, self._revote_from = True, float(times[0])
+        if not keep_bar:
+            self._revote, self._revote_from = True, float(times[0])
         self._anchor_t, self._anchor_beat, self._period = float(times[-1]), (float(times[-1]) - icept) / slope, slope
         if entry:  # the filter starts again there too (its old tempo would pull the grid back)
             self._recentre_at(self._anchor_beat + ((self._t if self._t is not None else t) - self._anchor_t) / slope, slope)
