@@ -8,7 +8,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import logging
 import math
+import os
 import sys
 import typing
 from pathlib import Path
@@ -160,9 +162,15 @@ def run(
     settings = load_settings(config, flags)
     _setup_logging(settings.log_level)
     _use_runtime(settings)
-    code = Daemon(settings, config, flags).run(duration)
-    if code:
-        raise typer.Exit(code)
+    daemon = Daemon(settings, config, flags)
+    daemon.leave_ports = True
+    code = daemon.run(duration)
+    # Past this point nothing may tear the MIDI clients down from this process (Port.leave):
+    # the process ends here, with what it printed flushed.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @app.command()

@@ -91,6 +91,7 @@ class Daemon:
             self.inp.close()
             raise
         self.jack = JackServer([self.inp, self.out]) if api == rtmidi.API_UNIX_JACK else None
+        self.leave_ports = False  # True where the process ends right after run(): the CLI
         # Whatever an earlier improvd left sounding (killed, crashed, unplugged) ends now.
         self.out.clear_channels = used_channels(settings)
         self.out.clear()
@@ -290,8 +291,12 @@ class Daemon:
             # once would drop the last note-offs just sent. 50 ms was not always enough on a
             # loaded 2-core CI box (a clock stop went missing once); exit can spare 200 ms.
             time.sleep(0.2)
-            self.out.close()
-            self.inp.close()
+            if self.leave_ports:  # the process ends now and its clients with it (OutputPort.leave)
+                self.out.leave()
+                self.inp.leave()
+            else:
+                self.out.close()
+                self.inp.close()
             if self.takes is not None:
                 self.takes.close(time.perf_counter())
             log.info("stopped%s: every note ended", f" by {signal.Signals(self._stop_signal).name}" if self._stop_signal else "")

@@ -88,6 +88,9 @@ def match_port(ports: list[str], pattern: str, kind: str, own_client: str | None
     raise PortError(f"{kind} port {pattern!r} not found; {kind} ports here: {listing}")
 
 
+_LEFT: list = []  # rtmidi objects left for the process's end (see _Port.leave)
+
+
 class _Silent:
     """Stands in for a dropped rtmidi object while its server is down: every call is a no-op."""
 
@@ -250,6 +253,19 @@ class _Port:
         finally:
             self.rt.delete()
             self.rt = _Silent()
+
+    def leave(self) -> None:
+        """The process ends right after: its MIDI client goes with it, closed by the server.
+
+        Unregistering a JACK port while its client is active races rtmidi's process thread,
+        which reads the port in every cycle: the daemon segfaulted at exit after a synth had
+        come back (1 CI run in about 20 under load), and a hang in close_port was seen before.
+        JACK drops a client whose process has gone as it drops a crashed one. The rtmidi object
+        is kept referenced, so no destructor runs it down either; the caller ends the process
+        with ``os._exit``."""
+        _LEFT.append(self.rt)
+        self.rt = _Silent()
+        self.connected = False
 
 
 class InputPort(_Port):
