@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1] / "improvd"
 # lowest first; a module not named here takes its package's layer
 LAYERS = [
     ["improvd", "improvd.midi", "improvd.encoding", "improvd.sampling", "improvd.notify", "improvd.logs", "improvd.progress",
-     "improvd.midi.normalise", "improvd.tempo_model", "improvd.tempo_net", "improvd.tempo", "improvd.scheduler",
+     "improvd.midi.normalise", "improvd.midi.arrival", "improvd.tempo_model", "improvd.tempo_net", "improvd.tempo", "improvd.scheduler",
      "improvd.registry"],
     ["improvd.chords"],
     ["improvd.encoding.events", "improvd.encoding.grammar", "improvd.encoding.abc", "improvd.abcstream",

@@ -13,6 +13,7 @@ from collections import deque
 import rtmidi
 
 from improvd import ImprovdError
+from improvd.midi.arrival import ArrivalClock
 
 log = logging.getLogger("improvd")
 
@@ -292,6 +293,10 @@ class InputPort(_Port):
         self.dropped = 0
         self.last_input = float("-inf")  # perf_counter of the last message polled
         self.clock_in = clock_in
+        self.arrival = ArrivalClock()  # each message stamped with when it reached the port
+        # what is dropped here rather than by rtmidi: a message rtmidi ignores still moves its
+        # delta clock on, so the next delta would leave its time out (ArrivalClock's sums)
+        self.skip = {0xF0, 0xF7, 0xFE} | (set() if clock_in else {0xF1, 0xF8})
         super().__init__(api, client, pattern, virtual, port_name)
         self._setup()
 
@@ -299,20 +304,28 @@ class InputPort(_Port):
         return _make(self.rt_class, self.api, self.client, queue_size_limit=self.RT_QUEUE)
 
     def _setup(self) -> None:
-        self.rt.ignore_types(sysex=True, timing=not self.clock_in, active_sense=True)
+        self.rt.ignore_types(sysex=False, timing=False, active_sense=False)
+        self.arrival.reset()
 
     def poll(self) -> int:
-        """Move what rtmidi queued since the last poll into ``queue``; returns how many."""
+        """Move what rtmidi queued since the last poll into ``queue``, each message stamped
+        with its arrival (ArrivalClock); returns how many."""
         get = self.rt.get_message
+        stamp, skip = self.arrival.stamp, self.skip
         n = 0
         while True:
             item = get()
             if not item:
                 return n
+            data, delta = item
+            now = time.perf_counter()
+            t = stamp(delta, now)
+            if not data or data[0] in skip:
+                continue
             if len(self.queue) == self.queue.maxlen:
                 self.dropped += 1
-            self.last_input = time.perf_counter()
-            self.queue.append((item[0], self.last_input))
+            self.last_input = now
+            self.queue.append((data, t))
             n += 1
 
 
