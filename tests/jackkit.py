@@ -30,7 +30,7 @@ def jack_running() -> bool:
 
 
 needs_jack = pytest.mark.skipif(not (shutil.which("jackd") and jack_running()),
-                                reason="no JACK server running (start: jackd --no-realtime -d dummy -r 48000 -p 64 &)")
+                                reason="no JACK server running (start: jackd -R -d dummy -r 48000 -p 64 &, or --no-realtime where realtime is refused)")
 
 
 class Recorder:
