@@ -39,7 +39,7 @@ import hashlib
 import json
 import math
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -48,8 +48,24 @@ from improvd.tempo_net import FEATURES, PHASE_BINS, cluster_rows, encode, phase_
 DEV_SALT = "improvd-timing-dev/"
 
 
+def _bucket(name: str) -> int:
+    return int(hashlib.sha1((DEV_SALT + name).encode()).hexdigest(), 16)
+
+
 def _dev(name: str) -> bool:
-    return int(hashlib.sha1((DEV_SALT + name).encode()).hexdigest(), 16) % 10 == 0
+    return _bucket(name) % 10 == 0
+
+
+def fold_key(item: dict) -> str:
+    """What a fold holds out whole: an ASAP piece (all its performances), a solo, a generated one."""
+    return str(PurePosixPath(item["name"]).parent) if item["corpus"] == "asap" else item["name"]
+
+
+def in_fold(item: dict, fold: tuple[int, int]) -> bool:
+    """Fold k of n (cross-validation over the train split: each fold's net is scored on the
+    pieces it did not see, so all of train serves as dev). Fold 0 of 5 holds the dev set."""
+    k, n = fold
+    return _bucket(fold_key(item)) % n == k
 
 
 def _asap_labels(times: np.ndarray, beats: np.ndarray, downbeats: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -205,7 +221,8 @@ def _augment(rows: np.ndarray, bpm: np.ndarray, rng, on: bool) -> tuple[np.ndarr
 
 def fit(data_path: Path, out: Path, device: str = "cpu", hidden: int = 96, layers: int = 2, epochs: int = 30,
         chunk: int = 384, batch: int = 64, lr: float = 3e-3, seed: int = 0, limit_s: float = 0.0,
-        dropout: float = 0.2, jazz_labels: bool = True, tempo_weight: float = 1.0) -> dict:
+        dropout: float = 0.2, jazz_labels: bool = True, tempo_weight: float = 1.0,
+        fold: tuple[int, int] | None = None) -> dict:
     import torch
 
     torch.manual_seed(seed)
@@ -222,8 +239,9 @@ def fit(data_path: Path, out: Path, device: str = "cpu", hidden: int = 96, layer
     grid = tempo_candidates()
     net = _model(hidden, layers, len(grid), dropout).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    train_ix = [i for i, it in enumerate(items) if not it["dev"]]
-    dev_ix = [i for i, it in enumerate(items) if it["dev"]]
+    held = [in_fold(it, fold) if fold else it["dev"] for it in items]
+    train_ix = [i for i, h in enumerate(held) if not h]
+    dev_ix = [i for i, h in enumerate(held) if h]
     jazz = np.array([it["corpus"] == "wjazzd" for it in items])
     # each corpus weighs the same in the tempo loss, however many clusters it has
     n_j = sum(starts[i + 1] - starts[i] for i in train_ix if jazz[i])
@@ -315,7 +333,7 @@ def fit(data_path: Path, out: Path, device: str = "cpu", hidden: int = 96, layer
             break
     net.load_state_dict(best_state)
     export(net, grid, out, {"hidden": hidden, "layers": layers, "dropout": dropout, "chunk": chunk, "jazz_labels": jazz_labels,
-                            "tempo_weight": tempo_weight,
+                            "tempo_weight": tempo_weight, "fold": list(fold) if fold else None,
                             "history": history, "items": len(train_ix),
                             "dev_items": len(dev_ix), "best_dev": best})
     return {"best_dev": best, "history": history}
@@ -386,6 +404,7 @@ def main(argv: list[str] | None = None) -> None:
     f.add_argument("--no-jazz-labels", action="store_true", help="leave out WJazzD's pseudo beat labels")
     f.add_argument("--tempo-weight", type=float, default=1.0,
                    help="weight of the tempo head's loss (0: not trained; the tracker does not read it by default)")
+    f.add_argument("--fold", default=None, help="K/N: train on all but fold K of N, keep that fold as dev (cross-validation)")
     p = sub.add_parser("plot")
     p.add_argument("weights", type=Path)
     p.add_argument("--out", type=Path, required=True)
@@ -396,7 +415,7 @@ def main(argv: list[str] | None = None) -> None:
         build(a.data, a.out, a.split, a.limit, a.jazz_labels, a.synthetic)
     else:
         fit(a.data, a.out, a.device, a.hidden, a.layers, a.epochs, a.chunk, a.batch, a.lr, a.seed, a.limit_s, a.dropout, not a.no_jazz_labels,
-            a.tempo_weight)
+            a.tempo_weight, tuple(int(v) for v in a.fold.split("/")) if a.fold else None)
 
 
 if __name__ == "__main__":
