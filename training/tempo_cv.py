@@ -55,10 +55,7 @@ def run(netdir: Path, data: Path, settings: dict, asap_n: int = 0, asap_only: bo
         return next(k for k in range(5) if in_fold({"name": name, "corpus": corpus}, (k, 5)))
 
     asap, jazz = data / "asap", data / "wjazzd_onsets"
-    items = T.asap_items(asap, "train")
-    if asap_n:
-        order = np.random.default_rng(0).permutation(len(items))[:asap_n]
-        items = [items[i] for i in sorted(order)]
+    items = T._pick(T.asap_items(asap, "train"), asap_n, 0)  # the seeded subset `evaluate timing --n` takes
     jobs = [("asap", str(asap), it, fold(it[0], "asap"), settings) for it in items]
     if not asap_only:
         jobs += [("wjazzd", str(jazz), it, fold(it[0], "wjazzd"), settings) for it in T.wjazzd_items(jazz, "train")]

@@ -15,7 +15,7 @@ offset, found again every time a message is polled promptly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -26,7 +26,7 @@ class ArrivalClock:
     _sum: float = 0.0
     _offset: float | None = None
     _confirmed: float = -math.inf
-    _fresh: float = field(default=math.inf)
+    _fresh: float = math.inf
 
     def reset(self) -> None:
         """A new backend object (a port reopened): its deltas start again from zero."""
