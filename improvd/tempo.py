@@ -126,7 +126,9 @@ class TrackerSettings:
     follow_confidence: float = 0.0  # below this the grid free-runs instead of following the filter
     lock_confidence: float = 0.3  # locked above this; unlocked again below half of it
     lock_onsets: int = 6  # ...and not before this many onset clusters (a count-in locks at its last note): three even notes are not yet a beat
-    bpm_deadband: float = 0.02  # the reported bpm moves only when the followed tempo is this far off
+    bpm_deadband: float = 0.02  # the reported bpm moves only when the followed tempo is this far off...
+    bpm_settle: float = 0.005  # ...or this far off, on one side, for bpm_settle_beats of its beats running
+    bpm_settle_beats: float = 4.0  # (0: only the dead band, which held estimates up to 2 % off for whole solos; CV dev docs/tempo.md)
     flood_notes: int = 48  # more note-ons than this within flood_window seconds is a flood
     flood_window: float = 1.0
     downbeat_memory_bars: float = 8.0  # downbeat evidence fades over this many bars
@@ -514,6 +516,7 @@ class TempoTracker:
         self._period = 60.0 / self.fallback_bpm
         self._reported_bpm = self.fallback_bpm
         self._held_bpm = self.fallback_bpm
+        self._settle: tuple[bool, float] | None = None  # (faster?, since) while the followed tempo stays off the reported one
         self._confidence = 0.0
         self._locked = False
         self._gap: float | None = None  # the interval before the last cluster (swing evidence)
@@ -1117,16 +1120,32 @@ class TempoTracker:
                 if rec[0] >= since:
                     self._downbeat_vote(rec, force=True)
         if self._locked:
-            bpm = 60.0 / self._period
-            if abs(bpm - self._reported_bpm) > s.bpm_deadband * self._reported_bpm:
-                self._reported_bpm = bpm
-            self._held_bpm = self._reported_bpm
+            self._reported_bpm = self._held_bpm = self._moved(t, 60.0 / self._period, self._reported_bpm)
         elif (s.commit_confidence < 1.0 and self._ioi_confidence >= s.commit_confidence
               and self.onsets >= s.commit_onsets and not self._flooding):
             # not locked on a beat yet, but the intervals clearly say a tempo: play at it
             bpm = self._ioi_bpm if s.commit_to == "intervals" else 60.0 / self._period
-            if abs(bpm - self._held_bpm) > s.bpm_deadband * self._held_bpm:
-                self._held_bpm = bpm
+            self._held_bpm = self._moved(t, bpm, self._held_bpm)
+
+    def _moved(self, t: float, bpm: float, shown: float) -> float:
+        """The bpm to report: the one shown until the heard one leaves the dead band, or stays a
+        little off it on one side for a few of its beats (a steady small gap is the tempo, not
+        rubato; left alone it kept estimates 1.9 % off for whole solos)."""
+        s = self.settings
+        off = bpm / shown - 1.0
+        if abs(off) > s.bpm_deadband:
+            self._settle = None
+            return bpm
+        if not s.bpm_settle_beats or abs(off) <= s.bpm_settle:
+            self._settle = None
+            return shown
+        if self._settle is None or self._settle[0] != (off > 0):
+            self._settle = (off > 0, t)
+            return shown
+        if (t - self._settle[1]) * bpm / 60.0 >= s.bpm_settle_beats:
+            self._settle = None
+            return bpm
+        return shown
 
     def _recentre(self, t: float, beat: float, freq: float) -> None:
         """A strict player's line has moved away from the filter's tempo (a ritardando, a new
