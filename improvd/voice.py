@@ -296,10 +296,8 @@ class Voice:
         if not found:
             echo.next = tick + TICKS_PER_BEAT
             return
-        scores = []
-        for f in found:
-            likelihood = model.likelihood(context, f.notes[:Echo.SCORED_NOTES])
-            scores.append((likelihood or 0.0) + Echo.CHORD_WEIGHT * motifs.chord_tone_share(f, chord_at))
+        likely = model.likelihoods(context, [f.notes[:Echo.SCORED_NOTES] for f in found])
+        scores = [(lk or 0.0) + Echo.CHORD_WEIGHT * motifs.chord_tone_share(f, chord_at) for f, lk in zip(found, likely)]
         pick = found[sample(np.array(scores), self.rng, max(context.temperature, 0.05))]
         echo.line = pick
         echo.used.add(pick.pitches)

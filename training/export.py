@@ -27,6 +27,28 @@ def export_step(module: torch.nn.Module, example: dict, outputs: list[str], out_
     return path
 
 
+def batch_axes(example: dict, state: tuple = ("h", "c")) -> dict:
+    """Dynamic axes that let one graph step several lines at once (the voice scores its
+    candidate fragments side by side): axis 0 of each input, axis 1 of the (layers, batch,
+    hidden) state."""
+    return {name: {1 if name in state else 0: "batch"} for name in example}
+
+
+def rebatch(onnx_path: Path, card_path: Path, example_shapes: dict, output_shapes: dict) -> None:
+    """Give an exported graph a dynamic batch in place (the weights and every number it computes
+    stay as they were) and its card the new hash: for graphs exported with a fixed batch of 1.
+    Shapes name the batch axis "batch", e.g. {"h": [2, "batch", 384]}."""
+    import onnx
+    from onnx.tools import update_model_dims
+
+    model = update_model_dims.update_inputs_outputs_dims(onnx.load(str(onnx_path)), example_shapes, output_shapes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(onnx_path))
+    card = ModelCard.load(card_path)
+    card.sha256 = sha256_of(onnx_path)
+    card.save(card_path)
+
+
 def specs(arrays: dict) -> list[TensorSpec]:
     out = []
     for name, a in arrays.items():

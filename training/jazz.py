@@ -209,14 +209,15 @@ def load_run(run_dir: Path) -> tuple[JazzLSTM, dict]:
 
 
 def export(run_dir: Path, out_prefix: Path, name: str | None = None) -> Path:
-    from improvd.training.export import export_step, specs, write_card
+    from improvd.training.export import batch_axes, export_step, specs, write_card
 
     net, state = load_run(run_dir)
     L, H = net.layers, net.hidden
     ex = {"prev_pitch": torch.tensor([enc.BOS]), "prev_dur": torch.tensor([0]), "pos": torch.tensor([0]),
           "cond": torch.zeros(1, enc.COND_DIM), "h": torch.zeros(L, 1, H), "c": torch.zeros(L, 1, H)}
     outs = ["pitch_logits", "dur_logits", "h_out", "c_out"]
-    export_step(JazzStep(net), ex, outs, out_prefix)
+    export_step(JazzStep(net), ex, outs, out_prefix, dynamic=batch_axes(ex) | {"pitch_logits": {0: "batch"}, "dur_logits": {0: "batch"},
+                                                                              "h_out": {1: "batch"}, "c_out": {1: "batch"}})
     with torch.no_grad():
         res = JazzStep(net)(**ex)
     hist = state["history"]

@@ -103,6 +103,10 @@ class StepModel(ABC):
         as it was."""
         return None
 
+    def likelihoods(self, ctx: PlayContext, lines: list) -> list[float | None]:
+        """``likelihood`` of each of several candidate lines; a family may score them together."""
+        return [self.likelihood(ctx, notes) for notes in lines]
+
     @abstractmethod
     def snapshot(self): ...
 
