@@ -354,6 +354,8 @@ def main(models: list[str], steps: int, jack: bool, seconds: float, rt_priority:
         t.add_row(n, r["family"], f("ort_p50"), f("ort_p99"), f("torch_p50"), f("torch_p99"), ratio)
     con.print(t)
     results["tempo"] = tempo_cost(con)
+    if not models or "jazz" in models:
+        results["fragments"] = fragment_cost(con)
     if jack:
         harmonize = any(p.stem == "rnnrbm" for p in bundled_models()) and (not models or "rnnrbm" in models)
         phases = realtime_figures(seconds, rt_priority, load, runs, harmonize)
@@ -376,6 +378,50 @@ def main(models: list[str], steps: int, jack: bool, seconds: float, rt_priority:
             con.print(f"improvd run: ready in {pf['ready_s']:.2f} s (process start to ready line), resident memory peak {pf['rss_own_mb']:.1f} MB "
                       f"of its own ({pf['rss_mb']:.1f} MB counting the JACK server's shared memory it maps)")
     return results
+
+
+def fragment_cost(con, runs: int = 200, model: str = "jazz") -> dict:
+    """The work on the tick an answer starts, where its first note is planned: the model scores
+    the candidate developments of the call (improvd.voice.Echo) together, beside the baseline of
+    scoring them one line at a time in the same run (what stop 15 did: 16-19 ms on that tick)."""
+    from improvd.chords import parse_chord
+    from improvd.models.base import PlayContext, Step
+    from improvd.motifs import Note
+    from improvd.voice import Echo
+
+    m = load_model(model)
+    chord = parse_chord("C7")
+    for tick in range(0, BAR_TICKS, 6):
+        m.listen(Step(tick, onsets=((60 + tick % 7, 90),), releases=(), chord=chord))
+    m.begin_answer(BAR_TICKS)
+    ctx = PlayContext(BAR_TICKS, chord, np.random.default_rng(0), chord_at=lambda t: chord)
+    rng = np.random.default_rng(0)
+    lines = []
+    for k in range(Echo.CANDIDATES):
+        t, notes = BAR_TICKS + 6 * (k % 3), []
+        for _ in range(Echo.SCORED_NOTES):
+            length = int(rng.choice([3, 6, 12]))
+            notes.append(Note(t, int(rng.integers(55, 80)), length))
+            t += length + int(rng.choice([0, 0, 6]))
+        lines.append(tuple(notes))
+    out = {}
+    batched = getattr(m, "_batched", False)
+    for label, flag in (("together", batched), ("one at a time", False)):
+        if hasattr(m, "_batched"):
+            m._batched = flag
+        costs = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            m.likelihoods(ctx, lines)
+            costs.append(time.perf_counter() - t0)
+        out[label] = percentiles(costs)
+    if hasattr(m, "_batched"):
+        m._batched = batched
+    (a50, a99), (b50, b99) = out["together"], out["one at a time"]
+    con.print(f"answer start, {len(lines)} candidate fragments of {Echo.SCORED_NOTES} notes scored by {model} ({runs} runs): together "
+              f"p50 {a50:.2f} ms p99 {a99:.2f} ms; one at a time p50 {b50:.2f} ms p99 {b99:.2f} ms; {b99 / a99:.1f}x at p99"
+              + ("" if batched else " (this graph has a fixed batch of 1: re-export it to score together)"), highlight=False)
+    return {"together_ms": out["together"], "alone_ms": out["one at a time"], "batched": batched}
 
 
 def tempo_cost(con, notes: int = 20000) -> dict:

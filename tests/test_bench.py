@@ -56,3 +56,17 @@ def test_a_message_lost_on_the_way_pairs_with_nothing():
     heard = [(1.001, tuple(on)), (2.001, tuple(on)), (2.502, tuple(off))]  # the first note-off never arrived
     delays, unheard = arrival_delays(sent, heard)
     assert sorted(round(d * 1e3, 3) for d in delays) == [1.0, 1.0, 2.0] and unheard == 1
+
+
+def test_fragment_cost_reports_both_ways_of_scoring():
+    """The answer-start figure is printed beside its one-line-at-a-time baseline, and the model
+    is left scoring together afterwards."""
+    from rich.console import Console
+
+    from improvd.bench import fragment_cost
+
+    con = Console(record=True, width=300)
+    r = fragment_cost(con, runs=3)
+    text = con.export_text()
+    assert r["batched"] and "together p50" in text and "one at a time p50" in text and "x at p99" in text
+    assert all(v > 0 for v in r["together_ms"] + r["alone_ms"])
