@@ -102,7 +102,7 @@ class TrackerSettings:
     periodicity_weight: float = 1.0  # exponent of the interval model's tempo posterior at the filter's readout
     ioi_memory: float = 30.0  # the interval histogram forgets over this many seconds
     tempo_every: float = 0.25  # the interval model is re-read at most this often (seconds of onsets)
-    commit_confidence: float = 0.3  # interval-model mass within 4 % of its best that sets bpm while unlocked
+    commit_confidence: float = 0.25  # interval-model mass within 4 % of its best that sets bpm while unlocked (0.3 until stop 16)
     commit_onsets: int = 8  # ...once this many onset clusters were heard
     commit_to: str = "grid"  # "grid": the grid's tempo then; "intervals": the interval model's best
     chance_mass: float = 0.35  # posterior mass near the followed tempo that random onsets reach (99th pct)
