@@ -46,14 +46,23 @@ def rebatch(onnx_path: Path, card_path: Path, example_shapes: dict, output_shape
     onnx.save(model, str(onnx_path))
     card = ModelCard.load(card_path)
     card.sha256 = sha256_of(onnx_path)
+    shapes = example_shapes | output_shapes
+    for spec in card.inputs + card.outputs:
+        if spec.name in shapes:
+            spec.shape = list(shapes[spec.name])
     card.save(card_path)
 
 
-def specs(arrays: dict) -> list[TensorSpec]:
+def specs(arrays: dict, dynamic: dict | None = None) -> list[TensorSpec]:
+    """The card's view of each tensor; an axis named in ``dynamic`` (export's dynamic_axes) is
+    written as its name, as the graph has it."""
     out = []
     for name, a in arrays.items():
         a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-        out.append(TensorSpec(name, list(a.shape), str(a.dtype)))
+        shape: list = list(a.shape)
+        for axis, label in ((dynamic or {}).get(name) or {}).items():
+            shape[axis] = label
+        out.append(TensorSpec(name, shape, str(a.dtype)))
     return out
 
 

@@ -216,8 +216,8 @@ def export(run_dir: Path, out_prefix: Path, name: str | None = None) -> Path:
     ex = {"prev_pitch": torch.tensor([enc.BOS]), "prev_dur": torch.tensor([0]), "pos": torch.tensor([0]),
           "cond": torch.zeros(1, enc.COND_DIM), "h": torch.zeros(L, 1, H), "c": torch.zeros(L, 1, H)}
     outs = ["pitch_logits", "dur_logits", "h_out", "c_out"]
-    export_step(JazzStep(net), ex, outs, out_prefix, dynamic=batch_axes(ex) | {"pitch_logits": {0: "batch"}, "dur_logits": {0: "batch"},
-                                                                              "h_out": {1: "batch"}, "c_out": {1: "batch"}})
+    dynamic = batch_axes(ex) | {"pitch_logits": {0: "batch"}, "dur_logits": {0: "batch"}, "h_out": {1: "batch"}, "c_out": {1: "batch"}}
+    export_step(JazzStep(net), ex, outs, out_prefix, dynamic=dynamic)
     with torch.no_grad():
         res = JazzStep(net)(**ex)
     hist = state["history"]
@@ -227,7 +227,7 @@ def export(run_dir: Path, out_prefix: Path, name: str | None = None) -> Path:
         encoding={"name": enc.ENCODING_NAME, "version": enc.ENCODING_VERSION, "pitch_range": [enc.PITCH_LO, enc.PITCH_HI],
                   "durations": list(enc.DURATIONS), "n_pitch": enc.N_PITCH, "n_dur": enc.N_DUR, "cond": "chord tones(12)+root(12)"},
         grid={"ticks_per_beat": 12, "beats_per_bar": 4, "unit": "event"},
-        inputs=specs(ex), outputs=specs(dict(zip(outs, res))),
+        inputs=specs(ex, dynamic), outputs=specs(dict(zip(outs, res)), dynamic),
         state={"h": "h_out", "c": "c_out"},
         # chosen on valid so generated statistics match the data (improvd evaluate jazz)
         sampling={"temperature": 1.0, "top_p": 0.99, "duration_temperature": 1.0, "duration_top_p": 1.0},

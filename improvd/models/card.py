@@ -200,7 +200,10 @@ def open_session(card: ModelCard, card_path: Path):
         if spec.name not in got_in:
             raise ModelError(f"model {onnx_path} has no input {spec.name!r} that its card names (it has {sorted(got_in)}): card and graph are from different exports")
         shape = got_in[spec.name].shape
-        if len(shape) != len(spec.shape) or any(isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(shape, spec.shape)):
+        # an axis is fixed (the same size) or dynamic (named) in both: a card that fixes an axis
+        # the graph leaves free is from another export as surely as one with another size
+        if len(shape) != len(spec.shape) or any(isinstance(a, int) != isinstance(b, int) or (isinstance(a, int) and a != b)
+                                                for a, b in zip(shape, spec.shape)):
             raise ModelError(f"model {onnx_path} input {spec.name!r} has shape {shape}, its card says {spec.shape}: re-export the model")
     if len(got_in) != len(card.inputs):
         raise ModelError(f"model {onnx_path} has inputs {sorted(got_in)}, its card names {[s.name for s in card.inputs]}: re-export the model")
