@@ -49,6 +49,8 @@ def test_batched_scores_equal_one_line_at_a_time():
     assert batched[-1] is None and alone[-1] is None
     assert batched[:-1] == pytest.approx(alone[:-1], abs=1e-5)
     assert len(set(np.round(batched[:-1], 3))) > 3  # different lines, different scores: not a constant
+    model._batched = True
+    assert model.likelihoods(ctx, [(), ()]) == [None, None]  # nothing to score is no score, not an error
 
 
 def test_a_graph_with_a_fixed_batch_of_one_scores_alone(tmp_path):

@@ -189,12 +189,11 @@ class JazzModel(StepModel):
                 if gap > length:
                     events.append((Event(REST, gap - length, n.onset + length, chord_at(n.onset + length)), True))
             todo.append((h, c, prev, events))
-        live = [i for i, t in enumerate(todo) if t is not None]
         if not self._batched:
             return [None if t is None else self._score([t])[0] for t in todo]
-        scores = self._score([todo[i] for i in live])
+        live = [i for i, t in enumerate(todo) if t is not None]
         out: list[float | None] = [None] * len(lines)
-        for i, v in zip(live, scores):
+        for i, v in zip(live, self._score([todo[i] for i in live]) if live else []):
             out[i] = v
         return out
 
